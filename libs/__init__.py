@@ -1,0 +1,1 @@
+"""Pure logic of the creator-governance job suite: DataFrame -> DataFrame transforms, engines, platform glue."""

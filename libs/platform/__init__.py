@@ -1,0 +1,1 @@
+"""Platform glue shared by every job: settings, the Spark session factory, Delta I/O, the CLI."""

@@ -1,0 +1,79 @@
+"""``cgov``: run any job by name, list jobs, or run the whole pipeline locally.
+
+    cgov run smoke_graph_metrics --run-date 2026-11-01 --env local
+    cgov list
+    cgov pipeline --run-date 2026-11-01 --env local
+
+Jobs are the modules ``jobs/<table_it_writes>.py``; the same modules run under spark-submit, so
+what a data engineer runs locally is what Airflow schedules.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import time
+from typing import Sequence
+
+import jobs
+from libs.platform.jobargs import run_date
+
+
+class UnknownJobError(LookupError):
+    pass
+
+
+def available_jobs() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(jobs.__path__) if not m.name.startswith("_"))
+
+
+def load_job(name: str):
+    if name not in available_jobs():
+        raise UnknownJobError(f"unknown job {name!r}; available: {', '.join(available_jobs())}")
+    module = importlib.import_module(f"jobs.{name}")
+    for attr in ("arg_parser", "main"):
+        if not callable(getattr(module, attr, None)):
+            raise UnknownJobError(f"jobs.{name} has no {attr}(): not a job module")
+    return module
+
+
+def run_named_job(name: str, argv: Sequence[str]) -> None:
+    module = load_job(name)
+    args = module.arg_parser().parse_args(list(argv))
+    started = time.monotonic()
+    print(f"[cgov] {name} {' '.join(argv)}", flush=True)
+    module.main(**vars(args))
+    print(f"[cgov] {name} finished in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cgov", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one job", add_help=False)
+    run.add_argument("job")
+    sub.add_parser("list", help="list the jobs")
+    pipe = sub.add_parser("pipeline", help="run the pipeline of conf/pipeline.yaml in dependency order")
+    pipe.add_argument("--run-date", type=run_date, required=True)
+    pipe.add_argument("--env", default="local")
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command == "list":
+            print("\n".join(available_jobs()))
+        elif args.command == "run":
+            run_named_job(args.job, rest)
+        else:
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            from libs.platform.pipeline import load_pipeline
+
+            for task in load_pipeline().topological_order():
+                run_named_job(task.job, ["--run-date", args.run_date.isoformat(), "--env", args.env, *task.args])
+    except UnknownJobError as exc:
+        print(f"cgov: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
