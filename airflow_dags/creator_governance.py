@@ -11,6 +11,13 @@ because Variables would cost a metadata-DB round-trip at every parse:
 * ``CGOV_ENV`` (default ``prod``): the settings file ``conf/<env>.yaml`` the jobs read.
 * ``CGOV_APPLICATION_ROOT`` (default: the checkout this file lives in): where spark-submit
   finds ``jobs/<job>.py``.
+* ``CGOV_PY_FILES`` (optional): the project wheel shipped to the driver and executors with
+  ``--py-files`` (unset when the cluster image has the wheel installed).
+
+Schedule: a cron from the pipeline file, wrapped in a *data-interval* timetable on purpose.
+Airflow 3's default for a cron string is a trigger timetable whose ``{{ ds }}`` is the day the run
+starts -- a day with no complete data yet. With data intervals the run that starts at
+2026-11-02 00:00 UTC gets ``ds = 2026-11-01``: the finished day, which is what jobs compute.
 
 Parsing does nothing beyond reading the YAML (no clock, no DB, no network).
 """
@@ -24,6 +31,7 @@ from pathlib import Path
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +61,7 @@ if "retry_delay_minutes" in default_args:
 with DAG(
     dag_id=pipeline.dag_id,
     description=pipeline.description,
-    schedule=pipeline.schedule,
+    schedule=None if pipeline.schedule is None else CronDataIntervalTimetable(pipeline.schedule, timezone="UTC"),
     start_date=pendulum.datetime(pipeline.start_date.year, pipeline.start_date.month,
                                  pipeline.start_date.day, tz="UTC"),
     catchup=pipeline.catchup,
@@ -69,6 +77,7 @@ with DAG(
             conn_id=pipeline.spark_submit["conn_id"],
             packages=pipeline.spark_submit["packages"],
             name=f"cgov-{task.job}",
+            py_files=os.environ.get("CGOV_PY_FILES") or None,
             application_args=["--run-date", "{{ ds }}", "--env", CGOV_ENV, *task.args],
         )
         for upstream in task.depends_on:

@@ -21,6 +21,7 @@ from libs.platform import delta_io
 from libs.platform.config import load_settings
 from libs.platform.jobargs import base_parser, run_job
 from libs.platform.session import get_spark
+from libs.platform.tracking import log_run
 from libs.smoke.graph_metrics import graph_metrics, smoke_edges, smoke_vertices, summarize
 from schemas import conform
 from schemas.smoke_graph_metrics import KEYS, PARTITION_COLS, SCHEMA
@@ -56,6 +57,12 @@ def main(run_date: dt.date, env: str, graph_backend: str = "auto") -> dict:
         s = report[stage]
         print(f"[{TABLE}] {stage}: delta version {s['delta_version']}, {s['vertices']} vertices, "
               f"{s['components']} components, top PageRank {s['top_pagerank']}", flush=True)
+    report["mlflow_run_id"] = log_run(
+        settings, TABLE, f"{TABLE}-{day}",
+        params={"run_date": day, "graph_backend": graph.backend, "table": path},
+        metrics={f"{stage}_{k}": report[stage][k] for stage in versions for k in ("components", "vertices")},
+    )
+    print(f"[{TABLE}] MLflow run {report['mlflow_run_id']} at {settings.mlflow['tracking_uri']}", flush=True)
     return report
 
 

@@ -122,7 +122,7 @@ def test_airflow_runs_the_same_spark_submit_as_spark_submit_command(dag, pipelin
 DIAMOND = textwrap.dedent("""\
     dag_id: creator_governance
     description: diamond
-    schedule: "@daily"
+    schedule: "0 6 * * *"
     start_date: "2026-11-01"
     catchup: false
     max_active_runs: 1
@@ -153,3 +153,17 @@ def test_dag_file_follows_a_bigger_pipeline(dagbag, monkeypatch: pytest.MonkeyPa
     op.render_template_fields({"ds": "2026-11-01"})
     assert op.application_args == ["--run-date", "2026-11-01", "--env", "prod", "--window-days", "28"]
     assert (op.retries, op.retry_delay.total_seconds(), op.owner) == (3, 60.0, "tests")
+
+
+def test_run_date_is_the_finished_day(dag) -> None:
+    """The run starting 2026-11-02 00:00 UTC must compute 2026-11-01 (data-interval semantics)."""
+    import pendulum
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    prev = DataInterval(pendulum.datetime(2026, 10, 31, tz="UTC"), pendulum.datetime(2026, 11, 1, tz="UTC"))
+    nxt = dag.timetable.next_dagrun_info(
+        last_automated_data_interval=prev,
+        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 11, 1, tz="UTC"), latest=None, catchup=True),
+    )
+    assert nxt.data_interval.start == pendulum.datetime(2026, 11, 1, tz="UTC")
+    assert nxt.run_after == pendulum.datetime(2026, 11, 2, tz="UTC")

@@ -75,18 +75,18 @@ def test_degrees_match_networkx(spark, backend):
 @pytest.mark.parametrize("name", ["random_long", "strings"])
 def test_pagerank_matches_networkx(spark, backend, name):
     nxg = GRAPHS[name]()
-    got = {r["id"]: r["pagerank"] for r in _to_graph(spark, nxg, backend).pageRank(resetProbability=0.15, tol=1e-9).vertices.collect()}
+    got = {r["id"]: r["pagerank"] for r in _to_graph(spark, nxg, backend).pageRank(resetProbability=0.15, tol=1e-7).vertices.collect()}
     expected = nx.pagerank(nxg, alpha=0.85, tol=1e-12, max_iter=1000)
     assert got.keys() == expected.keys()
-    assert max(abs(got[k] - expected[k]) for k in expected) < 1e-6
+    assert max(abs(got[k] - expected[k]) for k in expected) < 5e-5
     assert sum(got.values()) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_personalized_pagerank_matches_networkx(spark, backend):
     nxg = _string_graph()
-    got = {r["id"]: r["pagerank"] for r in _to_graph(spark, nxg, backend).pageRank(sourceId="ann", tol=1e-9).vertices.collect()}
+    got = {r["id"]: r["pagerank"] for r in _to_graph(spark, nxg, backend).pageRank(sourceId="ann", tol=1e-7).vertices.collect()}
     expected = nx.pagerank(nxg, alpha=0.85, personalization={"ann": 1.0}, tol=1e-12, max_iter=1000)
-    assert max(abs(got[k] - expected[k]) for k in expected) < 1e-6
+    assert max(abs(got[k] - expected[k]) for k in expected) < 5e-5
     # Unreachable from the seed -> no trust at all (what makes PPR useful for sybil detection).
     assert got["eve"] == 0.0 and got["hal"] == 0.0
 
