@@ -12,7 +12,7 @@ ENV ?= local
 # pytest selection/flags can be narrowed by the caller: make test PYTEST_ARGS="-k graph"
 PYTEST_ARGS ?=
 
-.PHONY: install venv jars demo test bench lock clean
+.PHONY: install venv jars demo test bench lock clean dist
 
 install: $(VENV)/.installed .jars/.resolved
 
@@ -47,6 +47,15 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_connected_components.py
+
+# The wheel for spark-submit --py-files, plus a .zip copy (pyspark only puts .zip/.egg/.jar
+# py-files on executors' sys.path). build/ is removed first: setuptools never cleans it, so a
+# deleted module would otherwise still be shipped.
+dist: install
+	rm -rf build dist
+	$(PIP) wheel --no-deps --no-build-isolation -w dist .
+	cp dist/creatorgov-*.whl dist/$$(basename dist/creatorgov-*.whl -py3-none-any.whl).zip
+	@ls -l dist
 
 lock: $(VENV)/bin/python
 	$(PIP) install --progress-bar off -r requirements.txt

@@ -11,7 +11,7 @@ because Variables would cost a metadata-DB round-trip at every parse:
 * ``CGOV_ENV`` (default ``prod``): the settings file ``conf/<env>.yaml`` the jobs read.
 * ``CGOV_APPLICATION_ROOT`` (default: the checkout this file lives in): where spark-submit
   finds ``jobs/<job>.py``.
-* ``CGOV_PY_FILES`` (optional): the project wheel shipped to the driver and executors with
+* ``CGOV_PY_FILES`` (optional): the project wheel, renamed .zip (`make dist`), shipped with
   ``--py-files`` (unset when the cluster image has the wheel installed).
 
 Schedule: a cron from the pipeline file, wrapped in a *data-interval* timetable on purpose.
