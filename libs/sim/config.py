@@ -1,0 +1,107 @@
+"""Simulator knobs, validated once so a bad value fails before any Spark work starts.
+
+Rates are *prevalences over all creators* (what an analyst would quote), not conditional
+probabilities; :mod:`libs.sim.creators` converts them into the per-block / per-creator draws that
+realise them in expectation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MARKETS: tuple[str, ...] = ("US", "UK", "ID", "MY", "TH", "VN", "PH", "SG")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated ecosystem. Frozen: a config is part of the identity of the data it generates."""
+
+    seed: int = 7
+    n_creators: int = 2000
+    days: int = 14
+    markets: tuple[str, ...] = DEFAULT_MARKETS
+    # --- abuse prevalences (fractions of all creators) ---
+    low_effort: float = 0.06
+    pirate: float = 0.04
+    matrix_farm: float = 0.05          # fraction of creators that are farm accounts
+    farm_size_min: int = 3             # accounts per farm operator
+    farm_size_max: int = 12
+    # 0 = bad actors are easy to tell apart; 1 = their signals overlap the honest ones almost fully.
+    camouflage: float = 0.5
+    # --- honest look-alikes (fractions of all creators) ---
+    family_shared_device: float = 0.03
+    licensed_repost: float = 0.02
+    # --- content volume and copies ---
+    videos_per_day: float = 0.6        # mean per honest creator
+    pirate_copy_share: float = 0.5     # share of a pirate's videos that are copies of someone else's
+    licensed_copy_share: float = 0.5   # share of a licensed reposter's videos that are reposts
+    pirate_bits_min: int = 4           # Hamming distance (flipped fingerprint bits) of a pirate copy
+    pirate_bits_max: int = 40
+    licensed_bits_min: int = 0         # licensed reposts are near-exact re-uploads (watermark, crop)
+    licensed_bits_max: int = 16
+    farm_bits_max: int = 8             # farm reposts differ from the operator's master by 0..this
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            problems.append(f"seed must be an int, got {self.seed!r}")
+        if self.n_creators < 1:
+            problems.append(f"n_creators must be >= 1, got {self.n_creators}")
+        if self.days < 1:
+            problems.append(f"days must be >= 1, got {self.days}")
+        if not self.markets or len(set(self.markets)) != len(self.markets):
+            problems.append(f"markets must be a non-empty tuple of distinct codes, got {self.markets!r}")
+        for name in ("low_effort", "pirate", "matrix_farm", "camouflage", "family_shared_device",
+                     "licensed_repost", "pirate_copy_share", "licensed_copy_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                problems.append(f"{name} must be in [0, 1], got {value}")
+        if self.videos_per_day <= 0 or self.videos_per_day > 4:
+            problems.append(f"videos_per_day must be in (0, 4], got {self.videos_per_day}")
+        if not 2 <= self.farm_size_min <= self.farm_size_max:
+            problems.append(f"farm sizes need 2 <= farm_size_min <= farm_size_max, got "
+                            f"{self.farm_size_min}..{self.farm_size_max} (a farm of one account is no farm)")
+        for lo, hi in (("pirate_bits_min", "pirate_bits_max"), ("licensed_bits_min", "licensed_bits_max")):
+            if not 0 <= getattr(self, lo) <= getattr(self, hi) <= 128:
+                problems.append(f"need 0 <= {lo} <= {hi} <= 128, got {getattr(self, lo)}..{getattr(self, hi)}")
+        if not 0 <= self.farm_bits_max <= 64:
+            problems.append(f"farm_bits_max must be in [0, 64], got {self.farm_bits_max}")
+        if problems:
+            raise ValueError("invalid SimConfig: " + "; ".join(problems))
+        # Derived probabilities must be realisable (checked after the basic ranges above).
+        if self.farm_block_probability > 1:
+            problems.append(
+                f"matrix_farm={self.matrix_farm} is too high for farm sizes {self.farm_size_min}.."
+                f"{self.farm_size_max}: at most {self.farm_mean_size / self.block_size:.3f} of creators can be farm accounts")
+        elif self.family_block_probability > 1:
+            problems.append(f"family_shared_device={self.family_shared_device} is too high alongside "
+                            f"matrix_farm={self.matrix_farm}")
+        individual = self.low_effort + self.pirate + self.licensed_repost
+        if individual + self.matrix_farm + self.family_shared_device > 1:
+            problems.append(
+                f"low_effort + pirate + licensed_repost + matrix_farm + family_shared_device = "
+                f"{individual + self.matrix_farm + self.family_shared_device:.3f} exceeds 1 (each creator has one role)")
+        if problems:
+            raise ValueError("invalid SimConfig: " + "; ".join(problems))
+
+    # --- derived quantities (see libs.sim.creators for how they are used) ---
+    @property
+    def block_size(self) -> int:
+        """Creators are laid out in blocks of this many consecutive ids; a block hosts at most one group."""
+        return self.farm_size_max
+
+    @property
+    def farm_mean_size(self) -> float:
+        return (self.farm_size_min + self.farm_size_max) / 2
+
+    @property
+    def farm_block_probability(self) -> float:
+        """P(block hosts a farm) so that E[farm accounts] / n = matrix_farm."""
+        return self.matrix_farm * self.block_size / self.farm_mean_size
+
+    @property
+    def family_block_probability(self) -> float:
+        """P(non-farm block hosts a family of 2-3) so that E[family members] / n = family_shared_device."""
+        free = 1.0 - self.farm_block_probability
+        if free <= 0:
+            return 0.0 if self.family_shared_device == 0 else float("inf")
+        return self.family_shared_device * self.block_size / 2.5 / free

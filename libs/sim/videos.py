@@ -1,0 +1,262 @@
+"""Videos over the simulated window, with content signals as upstream models would emit them.
+
+Generation, all by partition from the creators frame (no driver loops, no UDFs):
+
+1. **Slots.** Each creator has ``SLOTS_PER_DAY`` candidate slots per day; a slot holds a video
+   with probability ``rate / SLOTS_PER_DAY`` where ``rate`` is ``videos_per_day`` times a
+   per-creator activity (log-normal, mean 1) times a role factor (low-effort sellers spam more).
+   Slots are keyed by the *calendar* day (days since epoch), so two runs whose windows overlap
+   agree on which videos exist on the shared days.
+2. **Own content.** A video's 256-bit fingerprint is four independent 64-bit hashes of its key.
+3. **Matrix farms.** The operator posts content ``(operator, day, slot)`` and each of its accounts
+   reposts it with probability ``FARM_REPOST_P``, minutes after the operator's time. The earliest
+   post keeps the master fingerprint; later ones flip ``0..farm_bits_max`` bits and record the
+   earliest as ``truth_original_video_id`` (``farm_duplicate``). Found with a window over the
+   farm's videos only.
+4. **Pirate and licensed copies** (a join, chosen over hash-picking the original because a
+   creator's video count is random: picking "the j-th video of creator c" by hash would need
+   retries for slots that turned out empty). Copy slots draw a bucket; honest originals are
+   hashed into the same ``n_buckets``; a copy takes, among originals of its bucket published
+   strictly *earlier*, the one with the smallest pick hash (a total order, so the choice does not
+   depend on partitioning). Its fingerprint is the original's XOR a mask of exactly ``k`` bits.
+   A copy slot with no earlier original in its bucket (only possible very early in the window)
+   stays the pirate's own content: buckets hold ~50 originals, so this affects ~2% of copy slots.
+5. **Signals** are drawn per video from overlapping distributions; for low-effort sellers the
+   shift is scaled by ``separation = 0.15 + 0.85 * (1 - camouflage)``, so even at camouflage 1
+   a faint signal remains, and honest creators make static slideshows and spammy titles too.
+
+The k-bit mask uses an affine permutation of bit positions, ``pos_j = (a*j + b) mod 256`` with
+``a`` odd: a bijection on 0..255, so ``j = 0..k-1`` gives exactly ``k`` *distinct* bits and the
+Hamming distance to the original is exactly ``k`` -- cheaper than ranking 256 random keys.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from libs.sim import rand
+from libs.sim.config import SimConfig
+from libs.sim.creators import (ROLE_FAMILY, ROLE_FARM, ROLE_HONEST, ROLE_LICENSED, ROLE_LOW_EFFORT,
+                               ROLE_PIRATE, creator_idx, window_start)
+
+SLOTS_PER_DAY = 8
+FARM_REPOST_P = 0.7
+ORIGINALS_PER_BUCKET = 50
+ROLE_FACTOR = {ROLE_LOW_EFFORT: 2.0, ROLE_FARM: 1.5, ROLE_PIRATE: 1.2}
+COPY_KIND_PIRACY = "piracy"
+COPY_KIND_FARM = "farm_duplicate"
+COPY_KIND_LICENSED = "licensed"
+_KEYS = ("idx", "day", "slot")
+_WORDS = ("w0", "w1", "w2", "w3")
+
+PRODUCTS = ("lip tint", "phone case", "air fryer", "sneakers", "serum", "earbuds", "yoga mat", "snack box",
+            "hoodie", "power bank", "lego set", "face mask")
+OPENERS = ("Trying the", "My honest review of the", "Day in my life with the", "How I style the",
+           "Unboxing the", "3 ways to use the", "Is the", "Testing the")
+CLOSERS = ("worth it?", "", "- part 2", "for beginners", "after one month", "vs the cheap one")
+SPAM = ("BEST DEAL", "HOT SALE", "LIMITED STOCK", "FLASH SALE", "MEGA PROMO")
+
+
+def _epoch_day(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def n_buckets(cfg: SimConfig) -> int:
+    """Join buckets for copy -> original, from the config only (never from data: deterministic)."""
+    expected_originals = cfg.n_creators * cfg.days * cfg.videos_per_day
+    return max(1, int(expected_originals // ORIGINALS_PER_BUCKET))
+
+
+def _mask_word(word: int, k_max: int) -> Column:
+    """Bits of word ``word`` (0..3) set by the k-bit mask in columns ``_k``, ``_a``, ``_b``."""
+    return F.expr(
+        f"aggregate(sequence(0, {max(k_max, 1) - 1}), 0L, (acc, j) -> acc | "
+        f"IF(j < _k AND pmod(_a * j + _b, 256) div 64 = {word}, shiftleft(1L, pmod(_a * j + _b, 64)), 0L))"
+    )
+
+
+def _with_flipped_bits(df: DataFrame, seed: int, salt: str, k: Column, k_max: int, key: Column) -> DataFrame:
+    """XOR words ``w0..w3`` with a mask of exactly ``k`` distinct bits (see module docstring)."""
+    # One withColumns per step: each withColumn re-analyses the plan, which dominates small runs.
+    df = df.withColumns({"_k": k.cast("int"),
+                         "_a": (rand.randint(seed, salt + "_a", 0, 127, key) * 2 + 1).cast("int"),
+                         "_b": rand.randint(seed, salt + "_b", 0, 255, key).cast("int")})
+    df = df.withColumns({w: F.col(w).bitwiseXOR(_mask_word(i, k_max)) for i, w in enumerate(_WORDS)})
+    return df.drop("_k", "_a", "_b")
+
+
+def _own_words(seed: int, *keys: str) -> list[Column]:
+    return [rand.hash64(seed, f"fp{i}", *keys).alias(w) for i, w in enumerate(_WORDS)]
+
+
+def _slots(cfg: SimConfig, creators_df: DataFrame, run_date: dt.date) -> DataFrame:
+    """Every (creator, day, slot) that holds a video, with role and publication time."""
+    s, M = cfg.seed, SLOTS_PER_DAY
+    start = _epoch_day(window_start(cfg, run_date))
+    idx, day, slot = F.col("idx"), F.col("day"), F.col("slot")
+    role = F.coalesce(F.get(F.col("truth_abuse"), 0), F.col("truth_look_alike"), F.lit(ROLE_HONEST))
+    factor = F.lit(1.0)
+    for r, f in ROLE_FACTOR.items():
+        factor = F.when(F.col("role") == r, F.lit(f)).otherwise(factor)
+    # Log-normal activity with mean 1: exp(N(0, .5^2) - .5^2 / 2).
+    activity = F.exp(rand.normal(s, "activity", idx, sd=0.5) - F.lit(0.125))
+    rate = F.lit(cfg.videos_per_day) * activity * factor
+    is_farm = F.col("role") == ROLE_FARM
+    op = F.col("operator_id")
+    op_p = F.least(rate / F.lit(M * FARM_REPOST_P), F.lit(1.0))
+    active = F.when(is_farm, rand.bernoulli(op_p, s, "op_slot", op, day, slot)
+                    & rand.bernoulli(FARM_REPOST_P, s, "farm_repost", idx, day, slot)
+                    ).otherwise(rand.bernoulli(F.least(rate / F.lit(M), F.lit(1.0)), s, "slot", idx, day, slot))
+    # Farm accounts post the operator's content within 1 + 5*camouflage hours of the operator.
+    farm_sec = (rand.randint(s, "op_time", 0, 86399, op, day, slot)
+                + rand.randint(s, "farm_delay", 60, int(3600 * (1 + 5 * cfg.camouflage)), idx, day, slot))
+    sec = F.when(is_farm, F.least(farm_sec, F.lit(86399))).otherwise(rand.randint(s, "time", 0, 86399, idx, day, slot))
+    people = creators_df.select(creator_idx(F.col("creator_id")).alias("idx"), "creator_id", "category",
+                                role.alias("role"), F.col("truth_operator_id").alias("operator_id"))
+    # Optimizer barrier. The creator layout is a deep tree of hash expressions; without a cut,
+    # predicate pushdown substitutes it into every branch's filter below (farm / own / originals /
+    # copies), the generated Java exceeds the JVM's 64 KB method limit and Spark silently falls
+    # back to the (much slower) interpreter. A reliable checkpoint of this 5-column projection is
+    # small next to the videos and is deterministic (the values, not their order, are what we use).
+    people = people.checkpoint(eager=True)
+    return (
+        people
+        .withColumn("i", F.explode(F.sequence(F.lit(0), F.lit(cfg.days * M - 1))))
+        .withColumn("day", (F.lit(start) + F.floor(F.col("i") / F.lit(M))).cast("int"))
+        .withColumn("slot", F.pmod(F.col("i"), F.lit(M)).cast("int"))
+        .drop("i")
+        .where(active)
+        .withColumn("published_at", F.timestamp_seconds(day.cast("long") * F.lit(86400) + sec))
+        .withColumn("video_id", F.concat(F.lit("vd_"), rand.hex64(rand.hash64(s, "video_id", *_KEYS))))
+    )
+
+
+def videos(spark: SparkSession, cfg: SimConfig, creators_df: DataFrame, run_date: dt.date) -> DataFrame:
+    """One row per video published in ``[run_date - days + 1, run_date]``, plus ``truth_*`` columns.
+
+    ``creators_df`` is the output of :func:`libs.sim.creators.creators` (truth columns included).
+    ``spark`` is unused today but kept so every generator has the same signature. Needs the
+    session's checkpoint directory (set by :func:`libs.platform.session.get_spark`) for the
+    optimizer barrier in :func:`_slots`; the creator projection is checkpointed when this is called.
+    """
+    s = cfg.seed
+    slots = _slots(cfg, creators_df, run_date)
+    role = F.col("role")
+    is_copy_slot = (
+        ((role == ROLE_PIRATE) & rand.bernoulli(cfg.pirate_copy_share, s, "copy", *_KEYS))
+        | ((role == ROLE_LICENSED) & rand.bernoulli(cfg.licensed_copy_share, s, "copy", *_KEYS))
+    )
+    slots = slots.withColumn("copy_slot", is_copy_slot)
+    nb = n_buckets(cfg)
+
+    # --- matrix farms: same content across the operator's accounts ---
+    farm = slots.where(role == ROLE_FARM).select("*", *[
+        rand.hash64(s, f"fp{i}", "operator_id", "day", "slot").alias(w) for i, w in enumerate(_WORDS)])
+    content = F.struct("operator_id", "day", "slot")
+    # Unordered window aggregate: the earliest (time, id) is a total order, independent of partitioning.
+    first = F.min(F.struct("published_at", "video_id")).over(
+        Window.partitionBy(content))
+    farm = farm.withColumn("_first", first["video_id"])
+    is_dup = F.col("_first") != F.col("video_id")
+    farm = _farm_select(farm, slots.columns, is_dup, s, cfg)
+
+    # --- own content of everyone else ---
+    own = slots.where((role != ROLE_FARM)).select("*", *_own_words(s, *_KEYS))
+
+    # --- pirate / licensed copies of earlier honest originals (bucket join) ---
+    originals = (own.where(role.isin(ROLE_HONEST, ROLE_FAMILY, ROLE_LICENSED) & ~F.col("copy_slot"))
+                 .select(F.pmod(rand.hash64(s, "orig_bucket", "video_id"), F.lit(nb)).alias("bucket"),
+                         F.col("video_id").alias("o_id"), F.col("published_at").alias("o_at"),
+                         *[F.col(w).alias("o_" + w) for w in _WORDS]))
+    copies = own.where(F.col("copy_slot")).select(
+        "video_id", "published_at", rand.randint(s, "copy_bucket", 0, nb - 1, "video_id").alias("bucket"))
+    matches = (
+        copies.join(originals, "bucket")
+        .where(F.col("o_at") < F.col("published_at"))
+        .groupBy("video_id")
+        .agg(F.min(F.struct(rand.hash64(s, "pick", "video_id", "o_id").alias("h"), "o_id",
+                            *[F.col("o_" + w) for w in _WORDS])).alias("m"))
+        .select("video_id", "m.o_id", *[F.col("m.o_" + w).alias("o_" + w) for w in _WORDS])
+    )
+    copied = own.where(F.col("copy_slot")).join(matches, "video_id", "left")
+    matched = F.col("o_id").isNotNull()
+    kind = F.when(matched, F.when(role == ROLE_PIRATE, F.lit(COPY_KIND_PIRACY)).otherwise(F.lit(COPY_KIND_LICENSED)))
+    bits = F.when(role == ROLE_PIRATE, rand.randint(s, "pirate_bits", cfg.pirate_bits_min, cfg.pirate_bits_max, "video_id")
+                  ).otherwise(rand.randint(s, "licensed_bits", cfg.licensed_bits_min, cfg.licensed_bits_max, "video_id"))
+    copied = copied.withColumn("_bits", F.when(matched, bits))
+    for w in _WORDS:
+        copied = copied.withColumn(w, F.when(matched, F.col("o_" + w)).otherwise(F.col(w)))
+    copied = _with_flipped_bits(copied, s, "copy_mask", F.coalesce(F.col("_bits"), F.lit(0)),
+                                max(cfg.pirate_bits_max, cfg.licensed_bits_max), F.col("video_id"))
+    copied = copied.select(*slots.columns, *_WORDS, F.col("o_id").alias("truth_original_video_id"),
+                           kind.alias("truth_copy_kind"), F.col("_bits").cast("int").alias("truth_copy_bits"))
+    plain = own.where(~F.col("copy_slot")).select(
+        *slots.columns, *_WORDS, F.lit(None).cast("string").alias("truth_original_video_id"),
+        F.lit(None).cast("string").alias("truth_copy_kind"), F.lit(None).cast("int").alias("truth_copy_bits"))
+
+    allv = plain.unionByName(copied).unionByName(farm)
+    return _signals(allv, cfg)
+
+
+def _farm_select(farm: DataFrame, base_cols: list[str], is_dup: Column, s: int, cfg: SimConfig) -> DataFrame:
+    farm = farm.withColumn("_bits", F.when(is_dup, rand.randint(s, "farm_bits", 0, cfg.farm_bits_max, "video_id")))
+    farm = _with_flipped_bits(farm, s, "farm_mask", F.coalesce(F.col("_bits"), F.lit(0)), cfg.farm_bits_max,
+                              F.col("video_id"))
+    return farm.select(
+        *base_cols, *_WORDS,
+        F.when(is_dup, F.col("_first")).alias("truth_original_video_id"),
+        F.when(is_dup, F.lit(COPY_KIND_FARM)).alias("truth_copy_kind"),
+        F.col("_bits").cast("int").alias("truth_copy_bits"),
+    )
+
+
+def _signals(df: DataFrame, cfg: SimConfig) -> DataFrame:
+    """Model-like signals per video; low-effort shifts scaled by ``separation`` (see module doc)."""
+    s = cfg.seed
+    sep = 0.15 + 0.85 * (1.0 - cfg.camouflage)
+    role = F.col("role")
+    le = (role == ROLE_LOW_EFFORT).cast("double")
+    vid = "video_id"
+    is_copy = F.col("truth_copy_kind").isNotNull()
+    slideshow = rand.bernoulli(F.lit(0.06) + F.lit(0.6 * sep) * le, s, "slideshow", vid)
+    static = rand.clip01(F.when(slideshow, rand.normal(s, "static_ss", vid, mean=0.85, sd=0.08))
+                         .otherwise(rand.normal(s, "static", vid, mean=F.lit(0.12) + F.lit(0.25 * sep) * le, sd=0.08)))
+    motion = rand.clip01((F.lit(1.0) - F.col("static_frame_ratio"))
+                         * rand.normal(s, "motion", vid, mean=F.lit(0.7) - F.lit(0.2 * sep) * le, sd=0.15))
+    aesthetic = rand.clip01(rand.normal(s, "aesthetic", vid, mean=F.lit(0.62) - F.lit(0.3 * sep) * le, sd=0.12))
+    blur = rand.clip01(rand.normal(s, "blur", vid, mean=F.lit(0.18) + F.lit(0.25 * sep) * le, sd=0.08))
+    audio_p = (F.when(role == ROLE_FARM, F.lit(0.8))
+               .when(is_copy & (role == ROLE_PIRATE), F.lit(0.85))
+               .when(is_copy, F.lit(0.6))
+               .otherwise(F.lit(0.25) + F.lit(0.4 * sep) * le))
+    # Farm reposts reuse the operator's caption: title keyed by the content, not the video.
+    title_key = F.when(role == ROLE_FARM, F.concat_ws("/", "operator_id", F.col("day").cast("string"),
+                                                       F.col("slot").cast("string"))).otherwise(F.col(vid))
+    spam = rand.bernoulli(F.lit(0.05) + F.lit(0.7 * sep) * le, s, "spam", vid) | (role == ROLE_FARM)
+    product = rand.choice(PRODUCTS, rand.uniform(s, "product", title_key))
+    spam_title = F.concat_ws(" ", rand.choice(SPAM, rand.uniform(s, "spam_word", title_key)), F.upper(product),
+                             product, F.lit("!!! buy now"),
+                             F.concat(rand.randint(s, "discount", 2, 9, title_key).cast("string"), F.lit("0% OFF")),
+                             F.lit("link in bio #sale"), F.concat(F.lit("#"), F.col("category")))
+    plain_title = F.trim(F.concat_ws(" ", rand.choice(OPENERS, rand.uniform(s, "opener", title_key)), product,
+                                     rand.choice(CLOSERS, rand.uniform(s, "closer", title_key))))
+    live = rand.bernoulli(0.08, s, "live", vid) & (role != ROLE_FARM)
+    return (
+        df.withColumn("static_frame_ratio", static)
+        .withColumns({
+            "dt": F.date_format("published_at", "yyyy-MM-dd"),
+            "scenario": F.when(live, F.lit("live")).otherwise(F.lit("video")),
+            "motion_score": motion,
+            "aesthetic_score": aesthetic,
+            "blur": blur,
+            "audio_reuse": rand.bernoulli(audio_p, s, "audio_reuse", vid),
+            "fingerprint": F.concat(*[rand.hex64(F.col(w)) for w in _WORDS]),
+            "title": F.when(spam, spam_title).otherwise(plain_title),
+        })
+        .select("video_id", "creator_id", "published_at", "dt", "scenario", "static_frame_ratio", "motion_score",
+                "aesthetic_score", "blur", "audio_reuse", "fingerprint", "title",
+                "truth_original_video_id", "truth_copy_kind", "truth_copy_bits")
+    )

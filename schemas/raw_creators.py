@@ -1,0 +1,13 @@
+"""``raw_creators``: daily snapshot of creator accounts as the account service lands it (public feed)."""
+from pyspark.sql.types import DateType, StringType, StructField, StructType
+
+KEYS = ["dt", "creator_id"]
+PARTITION_COLS = ["dt"]
+SCHEMA = StructType([
+    StructField("creator_id", StringType(), False),
+    StructField("market", StringType(), False),
+    StructField("signup_date", DateType(), False),
+    StructField("category", StringType(), False),
+    StructField("payment_account_id", StringType(), False),
+    StructField("dt", StringType(), False),          # snapshot date (the run date)
+])
