@@ -1,13 +1,20 @@
 """Job ``raw_landing_zone``: simulate the marketplace's raw feeds and their hidden ground truth.
 
-Writes, for the window ``[run_date - days + 1, run_date]`` and a given ``--seed``:
+Writes, for the window ``[run_date - days + 1, run_date]`` and a given ``--seed``, what upstream
+systems would drop into the landing zone:
 
-* public feeds (Parquet, partitioned by ``dt``): ``raw_creators`` and ``raw_devices`` (snapshot
-  as of the run date) and ``raw_videos`` (one partition per publish date);
-* ground truth (Parquet, partitioned by ``seed``): ``truth_creators``, ``truth_videos``.
+* Parquet, partitioned by ``dt``: ``raw_creators``, ``raw_devices``, ``raw_users`` and
+  ``raw_moderation`` (snapshots as of the run date), ``raw_videos`` (by publish date);
+* JSON lines (gzip), partitioned by ``dt``, with bad records injected at ``--defect-rate``:
+  ``raw_engagement_events``, ``raw_logins``, ``raw_withdrawals``, ``raw_complaints``,
+  ``raw_refunds`` (by event date) and ``raw_listings`` (snapshot);
+* ground truth (Parquet, partitioned by ``seed``, under ``_ground_truth``): ``truth_creators``,
+  ``truth_videos``, ``truth_users``, ``truth_events``, ``truth_moderation``, ``truth_defects``.
 
 Deterministic: the same arguments write the same rows (see :mod:`libs.sim.rand`), so re-running a
-date converges to the same tables.
+date converges to the same tables. A run lands one self-consistent world for its window: the
+simulator is a backfill generator, so the windows of two different run dates are two different
+worlds, not one world continued day by day.
 
     cgov run raw_landing_zone --run-date 2026-11-01 --creators 2000 --days 7
     spark-submit ... jobs/raw_landing_zone.py --run-date 2026-11-01 --env dev --creators 1000000
@@ -16,6 +23,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import time
+from dataclasses import dataclass
+from functools import reduce
+from types import ModuleType
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -25,15 +36,36 @@ from pyspark.sql.types import StructType
 from libs.platform.config import load_settings
 from libs.platform.jobargs import base_parser, run_job
 from libs.platform.session import get_spark
+from libs.sim import activity, commerce, defects, engagement, moderation
 from libs.sim.config import SimConfig
-from libs.sim.creators import creators as gen_creators
-from libs.sim.creators import devices as gen_devices
+from libs.sim.creators import accounts, creators as gen_creators, devices as gen_devices
 from libs.sim.truth import split
 from libs.sim.videos import videos as gen_videos
 from schemas import conform
-from schemas import raw_creators, raw_devices, raw_videos, truth_creators, truth_videos
+from schemas import (raw_complaints, raw_creators, raw_devices, raw_engagement_events, raw_listings, raw_logins,
+                     raw_moderation, raw_refunds, raw_users, raw_videos, raw_withdrawals, truth_creators,
+                     truth_defects, truth_events, truth_moderation, truth_users, truth_videos)
 
 TABLE = "raw_landing_zone"
+# What each JSON feed's producer guarantees (and the defects that can break it).
+FEED_SPECS = {
+    "raw_engagement_events": defects.FeedSpec(
+        name="raw_engagement_events", key="event_id", required=("event_type", "user_id", "creator_id", "scenario", "ts"),
+        ts="ts", money="gmv", market="market", numeric=("gmv", "quantity")),
+    "raw_logins": defects.FeedSpec(name="raw_logins", key="login_id", required=("creator_id", "device_id", "ip24", "ts"),
+                                   ts="ts", market="geo"),
+    "raw_withdrawals": defects.FeedSpec(
+        name="raw_withdrawals", key="withdrawal_id", required=("creator_id", "payment_account_id", "amount", "currency"),
+        ts="requested_at", money="amount", numeric=("amount",)),
+    "raw_listings": defects.FeedSpec(name="raw_listings", key="listing_id",
+                                     required=("product_id", "creator_id", "category", "price", "currency"),
+                                     ts="listed_at", money="price", numeric=("price",)),
+    "raw_complaints": defects.FeedSpec(name="raw_complaints", key="complaint_id",
+                                       required=("user_id", "creator_id", "reason", "ts"), ts="ts"),
+    "raw_refunds": defects.FeedSpec(name="raw_refunds", key="refund_id",
+                                    required=("order_id", "creator_id", "amount", "currency"), ts="ts",
+                                    money="amount", numeric=("amount",)),
+}
 
 
 def arg_parser() -> argparse.ArgumentParser:
@@ -43,6 +75,8 @@ def arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=14, help="length of the simulated window ending at --run-date")
     parser.add_argument("--camouflage", type=float, default=None,
                         help="0..1, higher = bad actors look more honest (default: SimConfig's)")
+    parser.add_argument("--defect-rate", type=float, default=None,
+                        help="share of JSON records injected with a defect (default: SimConfig's, 0.005)")
     return parser
 
 
@@ -71,38 +105,131 @@ def _count(spark: SparkSession, path: str, schema: StructType, partition_col: st
     return spark.read.schema(schema).parquet(path).where(F.col(partition_col).isin(values)).count()
 
 
+@dataclass(frozen=True)
+class Output:
+    """One table this job writes: where its rows come from and how they land."""
+    name: str
+    df: DataFrame
+    schema: ModuleType            # schemas.<table> module: SCHEMA, PARTITION_COLS, FORMAT
+    sort_cols: list[str]
+    partition_values: list
+
+
 def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days: int = 14,
-         camouflage: float | None = None) -> dict:
-    extra = {} if camouflage is None else {"camouflage": camouflage}
+         camouflage: float | None = None, defect_rate: float | None = None) -> dict:
+    extra = {k: v for k, v in (("camouflage", camouflage), ("defect_rate", defect_rate)) if v is not None}
     cfg = SimConfig(seed=seed, n_creators=creators, days=days, **extra)   # validates before Spark starts
     settings = load_settings(env)
     spark = get_spark(settings, f"cgov-{TABLE}")
     day = run_date.isoformat()
     window = [(run_date - dt.timedelta(days=i)).isoformat() for i in range(cfg.days)]
+    keep = StorageLevel.MEMORY_AND_DISK   # reused frames: spill beyond memory rather than recompute
 
-    creators_df = gen_creators(spark, cfg, run_date)
-    # Persisted: the videos feed and its truth are two writes of one generation (spills to disk
-    # beyond memory; recomputing would be correct too -- generation is deterministic -- only slower).
-    videos_df = gen_videos(spark, cfg, creators_df, run_date).persist(StorageLevel.MEMORY_AND_DISK)
+    acc = accounts(spark, cfg, run_date)                       # checkpointed (see its docstring)
+    creators_df = gen_creators(acc, run_date)
+    devices_df = gen_devices(acc, cfg, run_date).persist(keep)
+    videos_df = gen_videos(acc, cfg, run_date).persist(keep)
+    listings_df = commerce.listings(acc, cfg, run_date).persist(keep)
+    users_df = engagement.users(acc, cfg, run_date)
+    events_df = engagement.engagement_events(acc, cfg, videos_df, listings_df, run_date).persist(keep)
+    moderation_df = moderation.history(acc, creators_df, cfg, run_date)
+
     pub_creators, truth_cr = split(creators_df, ["creator_id"], cfg.seed)
     pub_videos, truth_vd = split(videos_df, ["video_id"], cfg.seed)
+    pub_users, truth_us = split(users_df, ["user_id"], cfg.seed)
+    pub_events, truth_ev = split(events_df, ["event_id"], cfg.seed)
+    pub_moderation, truth_md = split(moderation_df, ["case_id"], cfg.seed)
+    feeds = {
+        "raw_engagement_events": pub_events,
+        "raw_logins": activity.logins(devices_df, cfg, run_date),
+        "raw_withdrawals": activity.withdrawals(acc, cfg, run_date),
+        "raw_listings": listings_df,
+        "raw_complaints": commerce.complaints(events_df, videos_df, acc, cfg, run_date),
+        "raw_refunds": commerce.refunds(events_df, acc, cfg, run_date),
+    }
+    schemas = {"raw_engagement_events": raw_engagement_events, "raw_logins": raw_logins,
+               "raw_withdrawals": raw_withdrawals, "raw_listings": raw_listings, "raw_complaints": raw_complaints,
+               "raw_refunds": raw_refunds}
+    report: dict = {"run_date": day, "seed": cfg.seed, "creators": cfg.n_creators, "days": cfg.days,
+                    "camouflage": cfg.camouflage, "defect_rate": cfg.defect_rate, "rows": {}, "defects": {}}
 
     outputs = [
-        ("raw_creators", pub_creators, raw_creators.SCHEMA, "dt", ["creator_id"], [day]),
-        ("raw_devices", gen_devices(spark, cfg, run_date), raw_devices.SCHEMA, "dt", ["creator_id", "device_id"], [day]),
-        ("raw_videos", pub_videos, raw_videos.SCHEMA, "dt", ["video_id"], window),
-        ("truth_creators", truth_cr, truth_creators.SCHEMA, "seed", ["creator_id"], [cfg.seed]),
-        ("truth_videos", truth_vd, truth_videos.SCHEMA, "seed", ["video_id"], [cfg.seed]),
+        Output("raw_creators", pub_creators, raw_creators, ["creator_id"], [day]),
+        Output("raw_devices", devices_df, raw_devices, ["creator_id", "device_id"], [day]),
+        Output("raw_users", pub_users, raw_users, ["user_id"], [day]),
+        Output("raw_videos", pub_videos, raw_videos, ["video_id"], window),
+        Output("raw_moderation", pub_moderation, raw_moderation, ["case_id"], [day]),
+        Output("truth_creators", truth_cr, truth_creators, ["creator_id"], [cfg.seed]),
+        Output("truth_videos", truth_vd, truth_videos, ["video_id"], [cfg.seed]),
+        Output("truth_users", truth_us, truth_users, ["user_id"], [cfg.seed]),
+        Output("truth_events", truth_ev.where(F.col("truth_kind") != "organic"), truth_events, ["event_id"], [cfg.seed]),
+        Output("truth_moderation", truth_md, truth_moderation, ["case_id"], [cfg.seed]),
     ]
-    report: dict = {"run_date": day, "seed": cfg.seed, "creators": cfg.n_creators, "days": cfg.days,
-                    "camouflage": cfg.camouflage, "rows": {}}
-    for name, df, schema, part, sort_cols, values in outputs:
+    for out in outputs:
+        report["rows"][out.name] = _land(spark, settings.table(out.name), out)
+
+    defect_truth = []
+    cached = [devices_df, videos_df, listings_df, events_df]
+    for name, df in feeds.items():
+        schema = schemas[name]
+        started = time.monotonic()
+        # The producer's contract, checked before corrupting it. Persisted: the lines and their
+        # defect truth (landed at the end) both derive from it, and its lineage is deep.
+        clean = conform(df, schema.SCHEMA).persist(keep)
+        cached.append(clean)
+        lines, truth = defects.inject(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date)
+        values = [day] if name == "raw_listings" else window
         path = settings.table(name)
-        write_partitions(df, schema, path, part, sort_cols)
-        report["rows"][name] = _count(spark, path, schema, part, values)
-        print(f"[{TABLE}] {name}: {report['rows'][name]:,} rows -> {path}", flush=True)
-    videos_df.unpersist()
+        write_json_lines(lines, path)
+        report["rows"][name] = _count_lines(spark, path, values)
+        defect_truth.append(truth)
+        print(f"[{TABLE}] {name}: {report['rows'][name]:,} lines -> {path} ({time.monotonic() - started:.1f}s)",
+              flush=True)
+    all_defects = conform(reduce(DataFrame.unionByName, defect_truth), truth_defects.SCHEMA)
+    report["rows"]["truth_defects"] = _land(
+        spark, settings.table("truth_defects"),
+        Output("truth_defects", all_defects, truth_defects, ["feed", "key", "defect"], [cfg.seed]))
+    report["defects"] = {(r["feed"], r["defect"]): r["count"] for r in spark.read.schema(truth_defects.SCHEMA)
+                         .parquet(settings.table("truth_defects")).where(F.col("seed") == cfg.seed)
+                         .groupBy("feed", "defect").count().collect()}
+    for df in cached:
+        df.unpersist()
     return report
+
+
+def _land(spark: SparkSession, path: str, out: Output) -> int:
+    """Write one Parquet table's partitions and return the rows now stored in them (read back)."""
+    started = time.monotonic()
+    part = out.schema.PARTITION_COLS[0]
+    write_partitions(out.df, out.schema.SCHEMA, path, part, out.sort_cols)
+    rows = _count(spark, path, out.schema.SCHEMA, part, out.partition_values)
+    print(f"[{TABLE}] {out.name}: {rows:,} rows -> {path} ({time.monotonic() - started:.1f}s)", flush=True)
+    return rows
+
+
+def _count_lines(spark: SparkSession, path: str, values: list[str]) -> int:
+    """Lines now stored in the dates this run wrote. A feed with no line at all in the window (a
+    tiny world may have no refund yet) has no ``dt=`` directory, hence no ``dt`` column: 0."""
+    text = spark.read.text(path)
+    return text.where(F.col("dt").isin(values)).count() if "dt" in text.columns else 0
+
+
+def write_json_lines(lines: DataFrame, path: str) -> None:
+    """Land JSON lines (``value``) as gzip text files per ``dt``, replacing only those dates.
+
+    Same idempotence argument as :func:`write_partitions`; lines are sorted within each date so
+    a file's content does not depend on shuffle order.
+    """
+    (
+        lines.select("value", "dt")
+        .repartition("dt")
+        .sortWithinPartitions("value")
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .option("compression", "gzip")   # ~10x smaller landing; Spark and every JSON reader inflate .gz transparently
+        .partitionBy("dt")
+        .text(path)
+    )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@ from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, 
 
 KEYS = ["video_id"]
 PARTITION_COLS = ["dt"]
+FORMAT = "parquet"
 SCHEMA = StructType([
     StructField("video_id", StringType(), False),
     StructField("creator_id", StringType(), False),
     StructField("published_at", TimestampType(), False),
     StructField("dt", StringType(), False),          # publish date (UTC) of published_at
     StructField("scenario", StringType(), False),    # "video" | "live"
+    StructField("product_id", StringType(), True),   # product the video features (null: none)
     StructField("static_frame_ratio", DoubleType(), False),
     StructField("motion_score", DoubleType(), False),
     StructField("aesthetic_score", DoubleType(), False),

@@ -78,3 +78,28 @@ def score_creators(pred_df: DataFrame, truth_df: DataFrame, abuse_type: str, sco
         "recall": tp / pos if pos else None,
         "roc_auc": auc,
     }
+
+
+def syndicate_recall(pred_df: DataFrame, truth_df: DataFrame, group_col: str, score_col: str,
+                     threshold: float = 0.5, min_share: float = 0.5) -> dict:
+    """Share of syndicates a creator-level detector uncovers.
+
+    Takedowns act on whole syndicates (a farm operator, a sybil cluster, a ring's customers), so
+    a detector that flags one account in every farm can be worth more than one that flags every
+    account of a few farms. A syndicate (``group_col`` of ``truth_creators``, e.g.
+    ``truth_operator_id``) counts as *found* when at least one member scores ``>= threshold``
+    and as *covered* when at least ``min_share`` of its members do. Unscored members count as 0.
+    """
+    members = (
+        truth_df.where(F.col(group_col).isNotNull()).select("creator_id", F.col(group_col).alias("g"))
+        .join(pred_df.select("creator_id", F.col(score_col).cast("double").alias("score")), "creator_id", "left")
+        .withColumn("hit", (F.coalesce("score", F.lit(0.0)) >= F.lit(threshold)).cast("int"))
+    )
+    per = members.groupBy("g").agg(F.sum("hit").alias("hits"), F.count("*").alias("size"))
+    r = per.agg(F.count("*").alias("n"), F.sum((F.col("hits") > 0).cast("int")).alias("found"),
+                F.sum((F.col("hits") >= F.col("size") * F.lit(min_share)).cast("int")).alias("covered")).first()
+    n = int(r["n"] or 0)
+    return {"group_col": group_col, "syndicates": n,
+            "found_recall": (int(r["found"]) / n) if n else None,
+            "covered_recall": (int(r["covered"]) / n) if n else None,
+            "min_share": min_share, "threshold": threshold}

@@ -37,15 +37,17 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from libs.sim import rand
+from libs.sim import commerce, rand
 from libs.sim.config import SimConfig
-from libs.sim.creators import (ROLE_FAMILY, ROLE_FARM, ROLE_HONEST, ROLE_LICENSED, ROLE_LOW_EFFORT,
-                               ROLE_PIRATE, creator_idx, window_start)
+from libs.sim.creators import (MIGRATION_SCENARIO, ROLE_FAMILY, ROLE_FARM, ROLE_HONEST, ROLE_LICENSED,
+                               ROLE_LOW_EFFORT, ROLE_PIRATE, STATUS_ACTIVE, window_start)
 
 SLOTS_PER_DAY = 8
 FARM_REPOST_P = 0.7
 ORIGINALS_PER_BUCKET = 50
 ROLE_FACTOR = {ROLE_LOW_EFFORT: 2.0, ROLE_FARM: 1.5, ROLE_PIRATE: 1.2}
+TRADED_RATE_FACTOR = 2.5           # a bought account is worked harder than its seller did
+SHELF_MIGRANT_RATE_FACTOR = 0.3    # operators that moved to the product shelf post few videos
 COPY_KIND_PIRACY = "piracy"
 COPY_KIND_FARM = "farm_duplicate"
 COPY_KIND_LICENSED = "licensed"
@@ -92,19 +94,25 @@ def _own_words(seed: int, *keys: str) -> list[Column]:
     return [rand.hash64(seed, f"fp{i}", *keys).alias(w) for i, w in enumerate(_WORDS)]
 
 
-def _slots(cfg: SimConfig, creators_df: DataFrame, run_date: dt.date) -> DataFrame:
-    """Every (creator, day, slot) that holds a video, with role and publication time."""
+def _slots(cfg: SimConfig, acc: DataFrame, run_date: dt.date) -> DataFrame:
+    """Every (creator, day, slot) that holds a video, with role, publication time and product."""
     s, M = cfg.seed, SLOTS_PER_DAY
     start = _epoch_day(window_start(cfg, run_date))
     idx, day, slot = F.col("idx"), F.col("day"), F.col("slot")
-    role = F.coalesce(F.get(F.col("truth_abuse"), 0), F.col("truth_look_alike"), F.lit(ROLE_HONEST))
+    role = F.col("role")
     factor = F.lit(1.0)
     for r, f in ROLE_FACTOR.items():
-        factor = F.when(F.col("role") == r, F.lit(f)).otherwise(factor)
+        factor = F.when(role == r, F.lit(f)).otherwise(factor)
+    after_trade = F.coalesce(day >= F.col("trade_day"), F.lit(False))
+    # Buyers of an account post far more than the seller did; an operator that moved to the shelf
+    # after a content ban posts few videos.
+    factor = (factor * F.when(after_trade, F.lit(TRADED_RATE_FACTOR)).otherwise(F.lit(1.0))
+              * F.when(F.col("migration_kind") == MIGRATION_SCENARIO, F.lit(SHELF_MIGRANT_RATE_FACTOR))
+              .otherwise(F.lit(1.0)))
     # Log-normal activity with mean 1: exp(N(0, .5^2) - .5^2 / 2).
     activity = F.exp(rand.normal(s, "activity", idx, sd=0.5) - F.lit(0.125))
     rate = F.lit(cfg.videos_per_day) * activity * factor
-    is_farm = F.col("role") == ROLE_FARM
+    is_farm = role == ROLE_FARM
     op = F.col("operator_id")
     op_p = F.least(rate / F.lit(M * FARM_REPOST_P), F.lit(1.0))
     active = F.when(is_farm, rand.bernoulli(op_p, s, "op_slot", op, day, slot)
@@ -113,37 +121,47 @@ def _slots(cfg: SimConfig, creators_df: DataFrame, run_date: dt.date) -> DataFra
     # Farm accounts post the operator's content within 1 + 5*camouflage hours of the operator.
     farm_sec = (rand.randint(s, "op_time", 0, 86399, op, day, slot)
                 + rand.randint(s, "farm_delay", 60, int(3600 * (1 + 5 * cfg.camouflage)), idx, day, slot))
-    sec = F.when(is_farm, F.least(farm_sec, F.lit(86399))).otherwise(rand.randint(s, "time", 0, 86399, idx, day, slot))
-    people = creators_df.select(creator_idx(F.col("creator_id")).alias("idx"), "creator_id", "category",
-                                role.alias("role"), F.col("truth_operator_id").alias("operator_id"))
-    # Optimizer barrier. The creator layout is a deep tree of hash expressions; without a cut,
-    # predicate pushdown substitutes it into every branch's filter below (farm / own / originals /
-    # copies), the generated Java exceeds the JVM's 64 KB method limit and Spark silently falls
-    # back to the (much slower) interpreter. A reliable checkpoint of this 5-column projection is
-    # small next to the videos and is deterministic (the values, not their order, are what we use).
-    people = people.checkpoint(eager=True)
+    # Everyone else has a posting rhythm: a personal peak hour, +-2.5 h. A traded account's buyer
+    # brings their own rhythm (a new peak hour from the trade on).
+    peak = F.when(after_trade, rand.randint(s, "buyer_peak", 0, 23, idx)).otherwise(rand.randint(s, "peak", 0, 23, idx))
+    own_sec = F.pmod((peak * F.lit(3600) + rand.normal(s, "time", idx, day, slot, sd=2.5 * 3600)).cast("long"),
+                     F.lit(86400))
+    sec = F.when(is_farm, F.least(farm_sec, F.lit(86399))).otherwise(own_sec)
+    # The product a video features: farms' reposts feature the operator's product of the content.
+    content_key = F.when(is_farm, F.concat_ws("/", op, day.cast("string"), slot.cast("string"))).otherwise(
+        F.concat_ws("/", F.col("creator_id"), day.cast("string"), slot.cast("string")))
+    owner = commerce.owner_key(role, op, F.col("creator_id"), after_trade)
+    features = rand.bernoulli(F.when(role.isin(ROLE_LOW_EFFORT, ROLE_FARM), F.lit(0.95)).otherwise(F.lit(0.6)),
+                              s, "features_product", content_key)
+    product = F.when(features, commerce.product_id(
+        cfg, owner, rand.randint(s, "video_product", 0, commerce.showcase_size(cfg, owner) - F.lit(1), content_key)))
+    people = acc.where(F.col("status") == STATUS_ACTIVE).select(
+        "idx", "creator_id", "category", "role", "operator_id", "migration_kind",
+        F.datediff(F.col("signup_date"), F.lit("1970-01-01")).alias("signup_day"),
+        F.datediff(F.col("trade_date"), F.lit("1970-01-01")).alias("trade_day"))
     return (
         people
         .withColumn("i", F.explode(F.sequence(F.lit(0), F.lit(cfg.days * M - 1))))
         .withColumn("day", (F.lit(start) + F.floor(F.col("i") / F.lit(M))).cast("int"))
         .withColumn("slot", F.pmod(F.col("i"), F.lit(M)).cast("int"))
         .drop("i")
-        .where(active)
+        .where((day >= F.col("signup_day")) & active)
         .withColumn("published_at", F.timestamp_seconds(day.cast("long") * F.lit(86400) + sec))
         .withColumn("video_id", F.concat(F.lit("vd_"), rand.hex64(rand.hash64(s, "video_id", *_KEYS))))
+        .withColumn("product_id", product)
+        .drop("signup_day", "trade_day", "migration_kind")
     )
 
 
-def videos(spark: SparkSession, cfg: SimConfig, creators_df: DataFrame, run_date: dt.date) -> DataFrame:
+def videos(acc: DataFrame, cfg: SimConfig, run_date: dt.date) -> DataFrame:
     """One row per video published in ``[run_date - days + 1, run_date]``, plus ``truth_*`` columns.
 
-    ``creators_df`` is the output of :func:`libs.sim.creators.creators` (truth columns included).
-    ``spark`` is unused today but kept so every generator has the same signature. Needs the
-    session's checkpoint directory (set by :func:`libs.platform.session.get_spark`) for the
-    optimizer barrier in :func:`_slots`; the creator projection is checkpointed when this is called.
+    ``acc`` is :func:`libs.sim.creators.accounts` (checkpointed: the optimizer barrier that keeps
+    the generated code below the JVM's method-size limit). Banned accounts post nothing; nobody
+    posts before signing up.
     """
     s = cfg.seed
-    slots = _slots(cfg, creators_df, run_date)
+    slots = _slots(cfg, acc, run_date)
     role = F.col("role")
     is_copy_slot = (
         ((role == ROLE_PIRATE) & rand.bernoulli(cfg.pirate_copy_share, s, "copy", *_KEYS))
@@ -256,7 +274,7 @@ def _signals(df: DataFrame, cfg: SimConfig) -> DataFrame:
             "fingerprint": F.concat(*[rand.hex64(F.col(w)) for w in _WORDS]),
             "title": F.when(spam, spam_title).otherwise(plain_title),
         })
-        .select("video_id", "creator_id", "published_at", "dt", "scenario", "static_frame_ratio", "motion_score",
-                "aesthetic_score", "blur", "audio_reuse", "fingerprint", "title",
+        .select("video_id", "creator_id", "published_at", "dt", "scenario", "product_id", "static_frame_ratio",
+                "motion_score", "aesthetic_score", "blur", "audio_reuse", "fingerprint", "title",
                 "truth_original_video_id", "truth_copy_kind", "truth_copy_bits")
     )

@@ -16,8 +16,8 @@ from pyspark.sql import functions as F
 
 from libs.sim import rand
 from libs.sim.config import SimConfig
-from libs.sim.creators import creators, devices
-from libs.sim.truth import public_view, score_creators, split
+from libs.sim.creators import accounts, creators, devices
+from libs.sim.truth import public_view, score_creators, split, syndicate_recall
 from libs.sim.videos import videos
 from schemas import conform
 from schemas import raw_creators, raw_devices, raw_videos, truth_creators, truth_videos
@@ -34,13 +34,15 @@ def hamming(a: str, b: str) -> int:
 
 @pytest.fixture(scope="module")
 def rich(spark):
-    cr = creators(spark, RICH, RUN)
-    vd = videos(spark, RICH, cr, RUN)
+    acc = accounts(spark, RICH, RUN)
+    cr = creators(acc, RUN)
+    vd = videos(acc, RICH, RUN)
     return {
+        "acc": acc,
         "creators_df": cr,
         "videos_df": vd,
         "creators": cr.toPandas(),
-        "devices": devices(spark, RICH, RUN).toPandas(),
+        "devices": devices(acc, RICH, RUN).toPandas(),
         "videos": vd.toPandas(),
     }
 
@@ -83,30 +85,30 @@ def test_draws_do_not_depend_on_partitioning(spark):
 # --- determinism -------------------------------------------------------------------------------
 
 def _sorted_rows(df, key):
-    return [tuple(r) for r in df.orderBy(key).collect()]
+    return list(df.orderBy(key).collect())
 
 
 def test_same_seed_same_rows_regardless_of_shuffle_partitions(spark, rich):
     before = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "5")   # different partitioning of every shuffle
     try:
-        again = videos(spark, RICH, creators(spark, RICH, RUN), RUN)
+        again = videos(accounts(spark, RICH, RUN), RICH, RUN)
         rows = _sorted_rows(again, "video_id")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", before)
     expected = rich["videos"].sort_values("video_id")
     assert [r[0] for r in rows] == list(expected["video_id"])
-    assert [r[10] for r in rows] == list(expected["fingerprint"])
+    assert [r["fingerprint"] for r in rows] == list(expected["fingerprint"])
     assert rows == _sorted_rows(rich["videos_df"], "video_id")
 
 
 def test_different_seed_different_data(spark, rich):
     other = SimConfig(**{**RICH.__dict__, "seed": 12})
-    a = _sorted_rows(creators(spark, RICH, RUN), "creator_id")
-    b = _sorted_rows(creators(spark, other, RUN), "creator_id")
+    a = _sorted_rows(creators(accounts(spark, RICH, RUN), RUN), "creator_id")
+    b = _sorted_rows(creators(accounts(spark, other, RUN), RUN), "creator_id")
     assert len(a) == len(b) == RICH.n_creators
     assert sum(x != y for x, y in zip(a, b)) > 0.9 * len(a)
-    pay_a, pay_b = {r[4] for r in a}, {r[4] for r in b}   # payment_account_id: hash-derived ids
+    pay_a, pay_b = {r[5] for r in a}, {r[5] for r in b}   # payment_account_id: hash-derived ids
     assert not pay_a & pay_b
 
 
@@ -115,13 +117,13 @@ def test_different_seed_different_data(spark, rich):
 def test_creator_roles_at_configured_rates(spark):
     """Default rates on 40k creators (one cheap aggregate).
 
-    Individually drawn roles are binomial: tolerance 4 * sqrt(p (1-p) / n). Farms and families come
-    in blocks of B = 12 consecutive ids (3333 blocks): per block X = Bernoulli(q) * size, with
-    q = rate * B / E[size]; the fraction's sd is sqrt(Var X / blocks) / B, tolerance 4 sd.
+    Individually drawn roles are binomial: tolerance 4 * sqrt(p (1-p) / n). Farms, sybil clusters
+    and families come in blocks of B = 12 consecutive ids (3333 blocks): per block X = Bernoulli(q)
+    * size, with q = rate * B / E[size]; the fraction's sd is sqrt(Var X / blocks) / B, tolerance 4 sd.
     """
-    cfg = SimConfig(seed=5, n_creators=40_000, days=1)
-    got = {r["k"]: r["count"] for r in creators(spark, cfg, RUN).groupBy(
-        F.coalesce(F.get("truth_abuse", 0), "truth_look_alike", F.lit("honest")).alias("k")).count().collect()}
+    cfg = SimConfig(seed=5, n_creators=40_000, days=3)
+    cr = creators(accounts(spark, cfg, RUN), RUN).toPandas()
+    got = cr["truth_look_alike"].fillna(cr["truth_role"]).value_counts().to_dict()
     n, blocks = cfg.n_creators, cfg.n_creators // 12
 
     def clustered_tol(rate: float, sizes: range) -> float:
@@ -131,16 +133,52 @@ def test_creator_roles_at_configured_rates(spark):
         var_x = q * mean_sq - (q * mean) ** 2
         return 4 * math.sqrt(var_x * blocks) / n
 
+    def binomial_tol(rate: float) -> float:
+        return 4 * math.sqrt(rate * (1 - rate) / n)
+
     expected = {
-        "low_effort": (0.06, 4 * math.sqrt(0.06 * 0.94 / n)),
-        "pirate": (0.04, 4 * math.sqrt(0.04 * 0.96 / n)),
-        "licensed_repost": (0.02, 4 * math.sqrt(0.02 * 0.98 / n)),
+        "low_effort": (0.06, binomial_tol(0.06)),
+        "pirate": (0.04, binomial_tol(0.04)),
+        "licensed_repost": (0.02, binomial_tol(0.02)),
+        "account_trading": (0.02, binomial_tol(0.02)),
         "matrix_farm": (0.05, clustered_tol(0.05, range(3, 13))),
+        "sybil": (0.02, clustered_tol(0.02, range(5, 13))),
         "family_shared_device": (0.03, clustered_tol(0.03, range(2, 4))),
     }
     for role, (rate, tol) in expected.items():
         assert abs(got.get(role, 0) / n - rate) < tol, (role, got.get(role, 0) / n, rate, tol)
     assert sum(got.values()) == n
+
+    # Overlay: buying fake engagement (binomial over everyone; + a little for the random share of
+    # creators outside groups the conditional rate is scaled by).
+    buyers = cr["truth_abuse"].map(lambda a: "fake_engagement" in list(a))
+    assert abs(buyers.mean() - 0.04) < binomial_tol(0.04) + 0.001
+    assert (cr.loc[buyers, "truth_ring_id"].notna()).all() and cr.loc[~buyers, "truth_ring_id"].isna().all()
+    assert not set(cr.loc[buyers, "truth_role"]) & {"matrix_farm", "sybil", "family_shared_device"}
+    rings = cr.loc[buyers].groupby("truth_ring_id").size()
+    # ~267 rings for ~1600 buyers: P(a ring gets no buyer) = exp(-6) -> nearly all rings are used.
+    assert cfg.n_rings == round(40_000 * 0.04 / 6) and len(rings) >= 0.97 * cfg.n_rings
+
+    # Migration: a share 0.35 of farm operators have banned earlier accounts (binomial over operators).
+    farms = cr[cr["truth_role"] == "matrix_farm"].groupby("truth_operator_id")
+    migrated = farms["status"].apply(lambda st: (st == "banned").any())
+    tol = 4 * math.sqrt(0.35 * 0.65 / len(migrated))
+    assert abs(migrated.mean() - 0.35) < tol, (migrated.mean(), tol)
+    for op, accts in farms:
+        banned = accts[accts["status"] == "banned"]
+        active = accts[accts["status"] == "active"]
+        new_ones = active["truth_abuse"].map(lambda a: "migration" in list(a))
+        if len(banned):
+            assert len(banned) == max(1, len(accts) // 3) and new_ones.all(), op
+            kind = set(active["truth_migration_kind"])
+            assert len(kind) == 1, op
+            if kind == {"market"}:   # new accounts elsewhere, banned ones in the previous market
+                assert (set(banned["market"]) == set(active["truth_previous_market"])
+                        and not set(banned["market"]) & set(active["market"])), op
+            else:
+                assert set(banned["market"]) == set(active["market"]), op
+        else:
+            assert not new_ones.any() and active["truth_migration_kind"].isna().all(), op
 
 
 # --- copies ------------------------------------------------------------------------------------
@@ -153,8 +191,10 @@ def test_pirate_copies_are_near_copies_of_an_earlier_honest_video(rich):
     for _, row in copies.iterrows():
         orig = by_id.loc[row["truth_original_video_id"]]
         assert orig["creator_id"] != row["creator_id"]
-        assert list(c.loc[orig["creator_id"], "truth_abuse"]) == []            # an honest creator's video
-        assert list(c.loc[row["creator_id"], "truth_abuse"]) == ["pirate"]
+        # an honest creator's video (honest role; may still buy engagement, which is not about content)
+        assert c.loc[orig["creator_id"], "truth_role"] in ("honest", "family_shared_device", "licensed_repost")
+        assert c.loc[row["creator_id"], "truth_role"] == "pirate"
+        assert list(c.loc[row["creator_id"], "truth_abuse"])[0] == "pirate"
         assert orig["published_at"] < row["published_at"]
         d = hamming(row["fingerprint"], orig["fingerprint"])
         assert RICH.pirate_bits_min <= d <= RICH.pirate_bits_max
@@ -163,7 +203,7 @@ def test_pirate_copies_are_near_copies_of_an_earlier_honest_video(rich):
     assert copies["truth_copy_bits"].min() < 15 and copies["truth_copy_bits"].max() > 30
     # Share of a pirate's videos that are copies: 0.5 configured; binomial 4-sigma, minus up to 0.1
     # for copy slots early in a 3-day window that find no earlier original (documented fallback).
-    pirates = c.index[c["truth_abuse"].map(lambda a: list(a) == ["pirate"])]
+    pirates = c.index[c["truth_role"] == "pirate"]
     pv = v[v["creator_id"].isin(pirates)]
     share = (pv["truth_copy_kind"] == "piracy").mean()
     tol = 4 * math.sqrt(0.25 / len(pv))
@@ -179,7 +219,7 @@ def test_licensed_reposts_are_near_duplicates_but_not_abuse(rich):
         orig = by_id.loc[row["truth_original_video_id"]]
         assert orig["published_at"] < row["published_at"]
         assert hamming(row["fingerprint"], orig["fingerprint"]) <= RICH.licensed_bits_max
-        assert list(c.loc[row["creator_id"], "truth_abuse"]) == []
+        assert "pirate" not in list(c.loc[row["creator_id"], "truth_abuse"])
         assert c.loc[row["creator_id"], "truth_look_alike"] == "licensed_repost"
 
 
@@ -204,8 +244,9 @@ def test_unrelated_videos_are_far_apart(rich):
 
 def test_low_effort_signals_overlap_but_shift(rich):
     v = rich["videos"].merge(rich["creators"][["creator_id", "truth_abuse"]], on="creator_id")
-    le = v[v["truth_abuse"].map(lambda a: list(a) == ["low_effort"])]
-    honest = v[v["truth_abuse"].map(len) == 0]
+    v = v.merge(rich["creators"][["creator_id", "truth_role"]], on="creator_id")
+    le = v[v["truth_role"] == "low_effort"]
+    honest = v[v["truth_role"] == "honest"]
     assert le["static_frame_ratio"].mean() > honest["static_frame_ratio"].mean() + 0.1
     assert le["aesthetic_score"].mean() < honest["aesthetic_score"].mean() - 0.05
     assert le["title"].str.contains("buy now").mean() > honest["title"].str.contains("buy now").mean() + 0.2
@@ -251,7 +292,7 @@ def test_farms_share_devices_families_share_one(rich):
 def test_public_feeds_hide_truth_and_match_schemas(spark, rich):
     cr_pub, cr_truth = split(rich["creators_df"], ["creator_id"], RICH.seed)
     vd_pub, vd_truth = split(rich["videos_df"], ["video_id"], RICH.seed)
-    dv_pub = public_view(devices(spark, RICH, RUN))
+    dv_pub = public_view(devices(rich["acc"], RICH, RUN))
     for df, schema in ((cr_pub, raw_creators.SCHEMA), (dv_pub, raw_devices.SCHEMA), (vd_pub, raw_videos.SCHEMA),
                        (cr_truth, truth_creators.SCHEMA), (vd_truth, truth_videos.SCHEMA)):
         assert sorted(df.columns) == sorted(schema.fieldNames())
@@ -264,9 +305,8 @@ def test_public_feeds_hide_truth_and_match_schemas(spark, rich):
 
 def test_score_creators_precision_recall_auc(spark):
     truth = spark.createDataFrame(
-        [(1, "a", ["pirate"], None, None, None), (1, "b", [], None, None, None),
-         (1, "c", ["pirate"], None, None, None), (1, "d", [], None, None, None),
-         (1, "e", ["low_effort"], None, None, None)], truth_creators.SCHEMA)
+        [(1, "a", ["pirate"]), (1, "b", []), (1, "c", ["pirate", "fake_engagement"]), (1, "d", ["fake_engagement"]),
+         (1, "e", ["low_effort"])], "seed long, creator_id string, truth_abuse array<string>")
     # e is unscored -> score 0. Ranking: a .9 (+), b .8 (-), c .7 (+), d .1 (-), e 0 (-).
     pred = spark.createDataFrame([("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", 0.1)], "creator_id string, s double")
     r = score_creators(pred, truth, "pirate", "s", threshold=0.5)
@@ -276,3 +316,18 @@ def test_score_creators_precision_recall_auc(spark):
     assert r["roc_auc"] == pytest.approx(5 / 6)
     tied = spark.createDataFrame([(k, 0.5) for k in "abcde"], "creator_id string, s double")
     assert score_creators(tied, truth, "pirate", "s")["roc_auc"] == pytest.approx(0.5)
+
+
+def test_syndicate_recall_counts_found_and_covered_groups(spark):
+    truth = spark.createDataFrame(
+        [("a1", "op1"), ("a2", "op1"), ("a3", "op1"), ("b1", "op2"), ("b2", "op2"), ("c1", "op3"), ("x", None)],
+        "creator_id string, truth_operator_id string")
+    # op1: 2 of 3 flagged (found, covered at 0.5); op2: 1 of 2 (found, covered: 1 >= 2 * 0.5);
+    # op3: unscored -> 0 (missed). x has no syndicate and does not count.
+    pred = spark.createDataFrame([("a1", 0.9), ("a2", 0.6), ("a3", 0.1), ("b1", 0.7), ("x", 1.0)],
+                                 "creator_id string, s double")
+    r = syndicate_recall(pred, truth, "truth_operator_id", "s", threshold=0.5, min_share=0.5)
+    assert r["syndicates"] == 3
+    assert r["found_recall"] == pytest.approx(2 / 3) and r["covered_recall"] == pytest.approx(2 / 3)
+    strict = syndicate_recall(pred, truth, "truth_operator_id", "s", threshold=0.5, min_share=0.6)
+    assert strict["covered_recall"] == pytest.approx(1 / 3)   # op2's 1 of 2 no longer covers it
