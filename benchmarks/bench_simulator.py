@@ -14,12 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-FEEDS = ("raw_creators", "raw_devices", "raw_videos", "truth_creators", "truth_videos")
+FEEDS = ("raw_creators", "raw_devices", "raw_users", "raw_videos", "raw_moderation", "raw_engagement_events",
+         "raw_logins", "raw_withdrawals", "raw_listings", "raw_complaints", "raw_refunds", "truth_creators",
+         "truth_videos", "truth_users", "truth_events", "truth_moderation", "truth_defects")
 
 
-def parquet_bytes(path: str) -> tuple[int, int]:
-    """(bytes, files) of the Parquet data files under ``path``."""
-    files = [p for p in Path(path).rglob("*.parquet")]
+def data_bytes(path: str) -> tuple[int, int]:
+    """(bytes, files) of the data files under ``path`` (Parquet, or gzip JSON lines)."""
+    files = [p for p in Path(path).rglob("part-*") if not p.name.endswith(".crc")]
     return sum(p.stat().st_size for p in files), len(files)
 
 
@@ -45,11 +47,14 @@ def main() -> None:
     settings = load_settings("local")
     print(f"\n[bench_simulator] {args.creators:,} creators x {args.days} days, seed {args.seed}: "
           f"generation + write + read-back counts {elapsed:.1f}s (session start included) -> {root}")
-    print(f"{'feed':<16}{'rows':>12}{'MiB':>10}{'files':>7}{'B/row':>8}")
+    print(f"{'feed':<24}{'rows':>12}{'MiB':>10}{'files':>7}{'B/row':>8}")
+    total = 0
     for feed in FEEDS:
-        size, files = parquet_bytes(settings.table(feed))
+        size, files = data_bytes(settings.table(feed))
+        total += size
         rows = report["rows"][feed]
-        print(f"{feed:<16}{rows:>12,}{size / 2**20:>10.2f}{files:>7}{size / max(rows, 1):>8.1f}")
+        print(f"{feed:<24}{rows:>12,}{size / 2**20:>10.2f}{files:>7}{size / max(rows, 1):>8.1f}")
+    print(f"{'total':<24}{'':>12}{total / 2**20:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -173,11 +173,13 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
     for name, df in feeds.items():
         schema = schemas[name]
         started = time.monotonic()
-        # The producer's contract, checked before corrupting it. Persisted: the lines and their
-        # defect truth (landed at the end) both derive from it, and its lineage is deep.
-        clean = conform(df, schema.SCHEMA).persist(keep)
-        cached.append(clean)
-        lines, truth = defects.inject(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date)
+        clean = conform(df, schema.SCHEMA)   # the producer's contract, checked before corrupting it
+        # Persisted: the lines (landed now) and their defect truth (landed at the end) are two
+        # projections of one serialization; without it the feed would be generated twice.
+        annotated = defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date).persist(keep)
+        cached.append(annotated)
+        lines = defects.lines_of(annotated)
+        truth = defects.truth_of(annotated, FEED_SPECS[name], cfg.seed)
         values = [day] if name == "raw_listings" else window
         path = settings.table(name)
         write_json_lines(lines, path)

@@ -9,8 +9,9 @@ SCHEMA = StructType([
     StructField("truth_role", StringType(), False),                    # the one primary role (incl. "honest")
     StructField("truth_abuse", ArrayType(StringType(), True), False),  # every abuse type, primary first; [] if honest
     StructField("truth_operator_id", StringType(), True),              # farm operator, null otherwise
-    StructField("truth_look_alike", StringType(), True),               # "family_shared_device" | "licensed_repost"
+    StructField("truth_look_alike", StringType(), True),               # family_shared_device | licensed_repost | agency_managed
     StructField("truth_family_id", StringType(), True),                # accounts sharing one family device
+    StructField("truth_agency_id", StringType(), True),                # honest creators run from one agency office
     StructField("truth_sybil_cluster_id", StringType(), True),
     StructField("truth_ring_id", StringType(), True),                  # ring the creator buys engagement from
     StructField("truth_trade_date", DateType(), True),                 # black-market sale of the account

@@ -42,6 +42,7 @@ class SimConfig:
     camouflage: float = 0.5
     # --- honest look-alikes (fractions of all creators) ---
     family_shared_device: float = 0.03
+    agency_managed: float = 0.04       # honest creators run by an agency from one office (shared device/IP)
     licensed_repost: float = 0.02
     # --- content volume and copies ---
     videos_per_day: float = 0.6        # mean per honest creator
@@ -71,7 +72,7 @@ class SimConfig:
             problems.append(f"markets must be a non-empty tuple of distinct codes, got {self.markets!r}")
         for name in ("low_effort", "pirate", "matrix_farm", "camouflage", "family_shared_device",
                      "licensed_repost", "pirate_copy_share", "licensed_copy_share", "sybil", "account_trading",
-                     "fake_engagement", "migration", "caught", "false_enforcement"):
+                     "fake_engagement", "migration", "caught", "false_enforcement", "agency_managed"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {value}")
@@ -104,15 +105,17 @@ class SimConfig:
             problems.append(
                 f"matrix_farm={self.matrix_farm} is too high for farm sizes {self.farm_size_min}.."
                 f"{self.farm_size_max}: at most {self.farm_mean_size / self.block_size:.3f} of creators can be farm accounts")
-        elif self.farm_block_probability + self.sybil_block_probability + self.family_block_probability > 1:
-            problems.append(f"matrix_farm={self.matrix_farm}, sybil={self.sybil} and family_shared_device="
-                            f"{self.family_shared_device} together need more id blocks than exist")
+        elif (self.farm_block_probability + self.sybil_block_probability + self.family_block_probability
+              + self.agency_block_probability > 1):
+            problems.append(f"matrix_farm={self.matrix_farm}, sybil={self.sybil}, family_shared_device="
+                            f"{self.family_shared_device} and agency_managed={self.agency_managed} together "
+                            f"need more id blocks than exist")
         individual = self.low_effort + self.pirate + self.licensed_repost + self.account_trading
-        grouped = self.matrix_farm + self.sybil + self.family_shared_device
+        grouped = self.grouped_share
         if individual + grouped > 1:
             problems.append(
                 f"low_effort + pirate + licensed_repost + account_trading + matrix_farm + sybil + "
-                f"family_shared_device = {individual + grouped:.3f} exceeds 1 (each creator has one role)")
+                f"family_shared_device + agency_managed = {individual + grouped:.3f} exceeds 1 (each creator has one role)")
         if self.fake_engagement > 1 - grouped:
             problems.append(f"fake_engagement={self.fake_engagement} exceeds the share of creators outside farms, "
                             f"sybil clusters and families ({1 - grouped:.3f}): only those buy engagement")
@@ -143,6 +146,16 @@ class SimConfig:
     def family_block_probability(self) -> float:
         """P(block hosts a family of 2-3) so that E[family members] / n = family_shared_device."""
         return self.family_shared_device * self.block_size / 2.5
+
+    @property
+    def agency_block_probability(self) -> float:
+        """P(block hosts an agency of 4-10 managed creators) so that E[agency creators] / n = agency_managed."""
+        return self.agency_managed * self.block_size / 7.0
+
+    @property
+    def grouped_share(self) -> float:
+        """Expected share of creators in groups (farms, sybil clusters, families, agencies)."""
+        return self.matrix_farm + self.sybil + self.family_shared_device + self.agency_managed
 
     @property
     def n_rings(self) -> int:

@@ -39,6 +39,7 @@ CATEGORIES = ("beauty", "fashion", "electronics", "home", "food", "toys", "sport
 ROLE_FARM = "matrix_farm"
 ROLE_SYBIL = "sybil"
 ROLE_FAMILY = "family_shared_device"
+ROLE_AGENCY = "agency_managed"
 ROLE_LOW_EFFORT = "low_effort"
 ROLE_PIRATE = "pirate"
 ROLE_LICENSED = "licensed_repost"
@@ -49,7 +50,13 @@ ABUSE_FAKE_ENGAGEMENT = "fake_engagement"
 ABUSE_MIGRATION = "migration"
 ABUSE_ROLES = (ROLE_LOW_EFFORT, ROLE_PIRATE, ROLE_FARM, ROLE_SYBIL, ROLE_TRADED)
 ABUSE_TYPES = ABUSE_ROLES + (ABUSE_FAKE_ENGAGEMENT, ABUSE_MIGRATION)
-LOOK_ALIKE_ROLES = (ROLE_FAMILY, ROLE_LICENSED)
+LOOK_ALIKE_ROLES = (ROLE_FAMILY, ROLE_LICENSED, ROLE_AGENCY)
+AGENCY_DEVICE_K = 5        # device slot of an agency's office device (beside the creator's own 0..2)
+PUBLIC_DEVICE_K = 6        # device slot of a shared public device
+SECOND_HAND_K = 7          # device slot of a second-hand phone
+PUBLIC_DEVICE_P = 0.04     # ordinary creators who also use a public/shared device
+SECOND_HAND_P = 0.35       # ordinary creators who draw a second-hand phone candidate (hits a banned farm ~3%)
+FRESH_CREATOR_P = 0.12     # ordinary creators who signed up within the last month
 STATUS_ACTIVE = "active"
 STATUS_BANNED = "banned"
 MIGRATION_MARKET = "market"
@@ -128,10 +135,12 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
     # stay where they were when sybil clusters were added).
     u_block = rand.uniform(s, "farm_block", block)
     pf, ps, pm = cfg.farm_block_probability, cfg.sybil_block_probability, cfg.family_block_probability
+    pa = cfg.agency_block_probability
     farm_block = full_block & (u_block < F.lit(pf))
     sybil_block = full_block & (u_block >= F.lit(pf)) & (u_block < F.lit(pf + ps))
     family_block = full_block & (u_block >= F.lit(pf + ps)) & (u_block < F.lit(pf + ps + pm))
-    outside = max(1.0 - cfg.matrix_farm - cfg.sybil - cfg.family_shared_device, 1e-12)
+    agency_block = full_block & (u_block >= F.lit(pf + ps + pm)) & (u_block < F.lit(pf + ps + pm + pa))
+    outside = max(1.0 - cfg.grouped_share, 1e-12)
     thresholds = []
     cum = 0.0
     for role, rate in ((ROLE_LOW_EFFORT, cfg.low_effort), (ROLE_PIRATE, cfg.pirate),
@@ -150,10 +159,12 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
         .withColumn("farm_block", farm_block)
         .withColumn("sybil_block", sybil_block)
         .withColumn("family_block", family_block)
+        .withColumn("agency_block", agency_block)
         .withColumn("group_size",
                     F.when(F.col("farm_block"), rand.randint(s, "farm_size", cfg.farm_size_min, cfg.farm_size_max, block))
                     .when(F.col("sybil_block"), rand.randint(s, "sybil_size", cfg.sybil_size_min, cfg.sybil_size_max, block))
-                    .when(F.col("family_block"), rand.randint(s, "family_size", 2, 3, block)))
+                    .when(F.col("family_block"), rand.randint(s, "family_size", 2, 3, block))
+                    .when(F.col("agency_block"), rand.randint(s, "agency_size", 4, 10, block)))
         .withColumn("group_offset", rand.randint(s, "group_offset", 0, F.lit(B) - F.col("group_size"), block))
         .withColumn("group_pos", F.col("pos") - F.col("group_offset"))
         .withColumn("in_group", F.col("group_size").isNotNull() & (F.col("group_pos") >= 0)
@@ -162,6 +173,7 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
                     F.when(F.col("in_group") & F.col("farm_block"), F.lit(ROLE_FARM))
                     .when(F.col("in_group") & F.col("sybil_block"), F.lit(ROLE_SYBIL))
                     .when(F.col("in_group") & F.col("family_block"), F.lit(ROLE_FAMILY))
+                    .when(F.col("in_group") & F.col("agency_block"), F.lit(ROLE_AGENCY))
                     .otherwise(individual))
         .withColumn("group_pos", F.when(F.col("in_group"), F.col("group_pos")))
         .drop("in_group")
@@ -170,7 +182,8 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
     is_sybil = F.col("role") == ROLE_SYBIL
     is_family = F.col("role") == ROLE_FAMILY
     is_traded = F.col("role") == ROLE_TRADED
-    grouped = is_farm | is_sybil | is_family
+    is_agency = F.col("role") == ROLE_AGENCY
+    grouped = is_farm | is_sybil | is_family | is_agency
     u_market, u_group_market = rand.uniform(s, "market", idx), rand.uniform(s, "group_market", block)
     own_market = rand.choice(cfg.markets, u_market)
     group_market = rand.choice(cfg.markets, u_group_market)
@@ -193,7 +206,11 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
     farm_signup_back = (rand.randint(s, "op_signup", 70 + farm_spread, 400 + farm_spread, block)
                         - rand.randint(s, "farm_signup", 0, farm_spread, idx)
                         + F.when(old_account, F.lit(300)).otherwise(F.lit(0)))
-    honest_signup_back = rand.randint(s, "signup", 1, 1500, idx)
+    # The platform grows: a share of ordinary creators joined in the last month too (so being
+    # fresh is no proof of being a sybil).
+    honest_signup_back = F.when(rand.bernoulli(FRESH_CREATOR_P, s, "fresh_creator", idx),
+                                rand.randint(s, "fresh_signup", 1 - cfg.days + 1, 30, idx)
+                                ).otherwise(rand.randint(s, "signup", 1, 1500, idx))
     # Sybils are fresh: created in the 25 days before the window up to its second-to-last day.
     sybil_signup_back = rand.randint(s, "sybil_signup", 1 - cfg.days + 1, 25, idx)
     # Black-market accounts are aged (that is what buyers pay for).
@@ -206,7 +223,7 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
         .withColumn("migration_kind", kind)
         .withColumn("old_account", F.coalesce(old_account, F.lit(False)))
         .withColumn("market", F.when(F.col("old_account"), old_market)
-                    .when(is_farm | is_sybil | is_family, group_market).otherwise(own_market))
+                    .when(is_farm | is_sybil | is_family | is_agency, group_market).otherwise(own_market))
         .withColumn("previous_market", F.when(migrating & ~F.col("old_account") & (kind == MIGRATION_MARKET), old_market))
         .withColumn("status", F.when(F.col("old_account"), F.lit(STATUS_BANNED)).otherwise(F.lit(STATUS_ACTIVE)))
         .withColumn("banned_date", F.when(F.col("old_account"), F.date_sub(
@@ -223,6 +240,7 @@ def accounts(spark: SparkSession, cfg: SimConfig, run_date: dt.date) -> DataFram
         .withColumn("operator_id", F.when(is_farm, F.concat(F.lit("op_"), F.lpad(block.cast("string"), 6, "0"))))
         .withColumn("sybil_cluster_id", F.when(is_sybil, F.concat(F.lit("syb_"), F.lpad(block.cast("string"), 6, "0"))))
         .withColumn("family_id", F.when(is_family, F.concat(F.lit("fam_"), F.lpad(block.cast("string"), 6, "0"))))
+        .withColumn("agency_id", F.when(is_agency, F.concat(F.lit("ag_"), F.lpad(block.cast("string"), 6, "0"))))
         .withColumn("ring_id", F.when(customer, ring_id(rand.randint(s, "ring", 0, max(cfg.n_rings - 1, 0), idx))))
         # Farm payouts funnel into 1 + floor(camouflage * (s-1) / 3) accounts of the operator.
         # A traded account's payouts go to the buyer from the trade on (the snapshot shows the buyer's).
@@ -261,6 +279,7 @@ def creators(acc: DataFrame, run_date: dt.date) -> DataFrame:
         F.col("operator_id").alias("truth_operator_id"),
         F.when(role.isin(*LOOK_ALIKE_ROLES), role).alias("truth_look_alike"),
         F.col("family_id").alias("truth_family_id"),
+        F.col("agency_id").alias("truth_agency_id"),
         F.col("sybil_cluster_id").alias("truth_sybil_cluster_id"),
         F.col("ring_id").alias("truth_ring_id"),
         F.col("trade_date").alias("truth_trade_date"),
@@ -300,9 +319,32 @@ def devices(acc: DataFrame, cfg: SimConfig, run_date: dt.date) -> DataFrame:
              + (rand.bernoulli(extra_p, s, "dev2", idx) & rand.bernoulli(0.3, s, "dev3", idx)).cast("int"))
     # Buyer devices of a traded account are k = 10, 11 (disjoint from the seller's k < 3).
     n_buyer = F.when(is_traded, F.lit(1) + rand.bernoulli(0.5, s, "buyer_dev2", idx).cast("int")).otherwise(F.lit(0))
+    ordinary = F.col("role").isin(ROLE_HONEST, ROLE_LOW_EFFORT, ROLE_PIRATE, ROLE_LICENSED)
+    # Honest device overlaps beyond families and agencies: shared/public devices (a shop's demo
+    # phone, a cafe tablet) used by a couple of unrelated creators each ...
+    public_user = ordinary & rand.bernoulli(PUBLIC_DEVICE_P, s, "public_device_user", idx)
+    n_public = max(1, int(cfg.n_creators * PUBLIC_DEVICE_P / 2))      # ~2 creators per public device
+    public_slot = rand.randint(s, "public_device", 0, n_public - 1, idx)
+    # ... and second-hand phones: a creator draws a random id block; if that block is a migrated
+    # operator's farm, the phone is the one its first banned account used (pool slot 0), bought
+    # after the ban. Recomputes the block's layout from its number alone (as accounts() does).
+    n_blocks = max(1, cfg.n_creators // cfg.block_size)
+    cand = rand.randint(s, "second_hand_block", 0, n_blocks - 1, idx)
+    cand_is_banned_farm = ((rand.uniform(s, "farm_block", cand) < F.lit(cfg.farm_block_probability))
+                           & rand.bernoulli(cfg.migration, s, "migrate", cand))
+    second_hand = ordinary & rand.bernoulli(SECOND_HAND_P, s, "second_hand", idx) & cand_is_banned_farm
+    cand_ban_ts = F.date_sub(F.lit(window_start(cfg, run_date)),
+                             rand.randint(s, "ban_back", 5, 60, cand).cast("int")).cast("timestamp").cast("long")
     ks = F.concat(F.sequence(F.lit(0), n_dev - F.lit(1)),
-                  F.when(n_buyer > 0, F.sequence(F.lit(10), F.lit(9) + n_buyer)).otherwise(F.array().cast("array<int>")))
+                  F.when(n_buyer > 0, F.sequence(F.lit(10), F.lit(9) + n_buyer)).otherwise(F.array().cast("array<int>")),
+                  F.when(F.col("role") == ROLE_AGENCY, F.array(F.lit(AGENCY_DEVICE_K))).otherwise(F.array().cast("array<int>")),
+                  F.when(public_user, F.array(F.lit(PUBLIC_DEVICE_K))).otherwise(F.array().cast("array<int>")),
+                  F.when(second_hand, F.array(F.lit(SECOND_HAND_K))).otherwise(F.array().cast("array<int>")))
     buyer_dev = k >= 10
+    public_dev = k == PUBLIC_DEVICE_K
+    second_hand_dev = k == SECOND_HAND_K
+    # An agency's managed creators also log in from the agency's office computer (its office /24).
+    office_dev = k == AGENCY_DEVICE_K
     dev_pool = F.ceil(F.col("group_size") / F.lit(3))       # farm device pool size
     ip_pool = F.when(F.col("group_size") > 6, F.lit(2)).otherwise(F.lit(1))
     farm_slot = F.when(k == 0, F.pmod(F.col("group_pos"), dev_pool)).otherwise(
@@ -316,6 +358,7 @@ def devices(acc: DataFrame, cfg: SimConfig, run_date: dt.date) -> DataFrame:
     trade_ts = F.col("trade_date").cast("timestamp").cast("long")
     buyer_first = trade_ts + rand.randint(s, "buyer_first_seen", 0, 6 * 3600, idx, k)
     first_seen = (F.when(buyer_dev, buyer_first).when(k == 0, first_dev_ts)
+                  .when(second_hand_dev, F.greatest(later_ts, cand_ban_ts + F.lit(86400), F.col("signup_ts")))
                   .otherwise(F.greatest(later_ts, first_dev_ts)))
     # Seen until the snapshot (minus up to a day and a half of inactivity), the ban, or the trade.
     quiet = rand.randint(s, "quiet", 0, 36 * 3600, idx, k)
@@ -335,15 +378,21 @@ def devices(acc: DataFrame, cfg: SimConfig, run_date: dt.date) -> DataFrame:
         .select(
             "creator_id",
             F.when(buyer_dev, _hex_id("dv_", rand.hash64(s, "buyer_device", idx, k)))
+            .when(office_dev, _hex_id("dv_", rand.hash64(s, "agency_device", block)))
+            .when(public_dev, _hex_id("dv_", rand.hash64(s, "public_device_id", public_slot)))
+            .when(second_hand_dev, _hex_id("dv_", rand.hash64(s, "op_device", cand, F.lit(0).cast("long"))))
             .when(farm_pool_dev, _hex_id("dv_", rand.hash64(s, "op_device", block, farm_slot)))
             .when(family_dev, _hex_id("dv_", rand.hash64(s, "family_device", block)))
             .otherwise(_hex_id("dv_", rand.hash64(s, "device", idx, k))).alias("device_id"),
             F.when(buyer_dev, _ip24(rand.hash64(s, "buyer_ip", idx)))
+            .when(office_dev, _ip24(rand.hash64(s, "agency_ip", block)))
+            .when(public_dev, _ip24(rand.hash64(s, "public_ip", public_slot)))
             .when(farm_pool_dev, _ip24(rand.hash64(s, "op_ip", block, F.pmod(F.col("group_pos"), ip_pool))))
             .when(family_dev, _ip24(rand.hash64(s, "family_ip", block)))
             .otherwise(_ip24(rand.hash64(s, "ip", idx, k))).alias("ip24"),
             # Farms operate from one place; honest creators occasionally log in while travelling.
             F.when(buyer_dev, buyer_geo)
+            .when(office_dev, F.col("market"))
             .when(farm_pool_dev, rand.choice(cfg.markets, rand.uniform(s, "op_geo", block)))
             .when(travel, rand.choice(cfg.markets, rand.uniform(s, "travel_geo", idx, k)))
             .otherwise(F.col("market")).alias("geo"),

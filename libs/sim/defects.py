@@ -208,7 +208,33 @@ def _validate(df: DataFrame, spec: FeedSpec, rate: float, run_date: dt.date, par
 
 def inject(df: DataFrame, spec: FeedSpec, seed: int, rate: float, run_date: dt.date,
            partition_col: str = "dt") -> tuple[DataFrame, DataFrame]:
-    """Serialize ``df`` to JSON lines with defects planted at ``rate``; returns ``(lines, truth)``.
+    """``(lines, truth)`` of :func:`annotate` (see there); both are projections of one frame."""
+    out = annotate(df, spec, seed, rate, run_date, partition_col)
+    return lines_of(out, partition_col), truth_of(out, spec, seed, partition_col)
+
+
+def lines_of(annotated: DataFrame, partition_col: str = "dt") -> DataFrame:
+    """The landed lines of an :func:`annotate` frame: ``value`` and ``partition_col``."""
+    return annotated.select("value", partition_col)
+
+
+def truth_of(annotated: DataFrame, spec: FeedSpec, seed: int, partition_col: str = "dt") -> DataFrame:
+    """The defect truth of an :func:`annotate` frame (one row per planted defect)."""
+    k = F.col(_KIND)
+    return (annotated.where(k.isNotNull() & ((k != "duplicate_event_id") | (F.col(_COPY) == 1)))
+            .select(F.lit(int(seed)).cast("long").alias("seed"), F.lit(spec.name).alias("feed"),
+                    F.col(_KEY).alias("key"), k.alias("defect"), F.col(_FIELD).alias("field"),
+                    F.col(partition_col), line_hash("value").alias("line_hash")))
+
+
+def annotate(df: DataFrame, spec: FeedSpec, seed: int, rate: float, run_date: dt.date,
+             partition_col: str = "dt") -> DataFrame:
+    """One frame holding every line *and* its defect annotations (working columns ``__dfx_*``).
+
+    A caller that lands both the lines and the truth persists this frame once and projects it
+    with :func:`lines_of` / :func:`truth_of`, instead of serializing the feed twice.
+
+    It serializes ``df`` to JSON lines with defects planted at ``rate``. Projected:
 
     ``lines``: ``value`` (string, one JSON object per row, or a broken line) and ``partition_col``
     (the directory partition, not inside ``value``). Duplicated rows contribute two lines, so
@@ -312,9 +338,4 @@ def inject(df: DataFrame, spec: FeedSpec, seed: int, rate: float, run_date: dt.d
     cut = (F.lit(1) + F.floor(rand.uniform(seed, salt + "cut", F.col(_KEY)) * (F.length(j) - F.lit(1)))).cast("int")
     out = out.withColumn("value", F.when(k == "malformed_json", j.substr(F.lit(1), cut)).otherwise(j))
 
-    lines = out.select("value", _c(partition_col))
-    truth = (out.where(k.isNotNull() & ((k != "duplicate_event_id") | (F.col(_COPY) == 1)))
-             .select(F.lit(seed).cast("long").alias("seed"), F.lit(spec.name).alias("feed"),
-                     F.col(_KEY).alias("key"), k.alias("defect"), F.col(_FIELD).alias("field"),
-                     _c(partition_col), line_hash("value").alias("line_hash")))
-    return lines, truth
+    return out

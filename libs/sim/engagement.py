@@ -56,8 +56,16 @@ edges) use a bucket join: popular videos hash into ``n_popular_buckets(cfg)`` bu
 config, never from data), a pick slot draws a bucket and keeps each video there with probability
 ``1 / POPULAR_PER_BUCKET`` -- about one video per slot, no aggregation, equi-join only.
 
+Popular videos are those of honest creators with popularity >= ``POPULAR_MIN_POP`` that are not
+ring customers (a member's camouflage must not duplicate its ring engagement).
+
 Ids: ``event_id = "ev_" + hex64(hash(seed, <branch salt>, <generating key>))``; branch salts
 differ, so ids of different branches are independent.
+
+Known simplifications: "once per creator" follows (rings, sybils) are once per *window* (the
+first video of the window), so overlapping windows each carry one; an organic user may, rarely,
+follow or like the same video twice (draws are independent per event), as may a ring member whose
+two camouflage slots pick the same video.
 """
 from __future__ import annotations
 
@@ -103,7 +111,7 @@ POPULARITY_SIGMA = 1.0        # creator popularity log-normal sd: a few creators
 VIDEO_SIGMA = 0.5             # per-video log-normal factor: hits and flops within one creator
 SYBIL_POPULARITY = 0.1        # fresh sybil accounts have almost no real audience
 POPULAR_MIN_POP = 2.0         # "popular" honest creator: popularity >= 2x the mean (~12% of them)
-VIRAL_P = 0.02                # share of honest creators' videos that go viral (big-creator burst)
+VIRAL_P = 0.005               # share of honest creators' videos that go viral (big-creator burst)
 VIRAL_MIN, VIRAL_MAX = 20, 50  # a viral video's event multiplier
 BURST_ONSET_MAX_S = 6 * 3600  # a viral video takes off up to 6 h after publication ...
 BURST_DECAY_MEAN_S = 2 * 3600  # ... and its events spread over hours (exponential, mean 2 h)
@@ -115,6 +123,7 @@ MAX_EVENTS_PER_VIDEO = 2000
 SAME_MARKET_P = 0.8           # organic engagers come from the creator's own market
 # Type mix of organic events (view, like, comment, share, follow, purchase): views dominate,
 # live streams sell more. A purchase draw on a video without a purchasable product is a view.
+AUDIENCE_SIGMA = 0.6          # per-creator spread of the audience's interaction (non-view) share
 TYPE_WEIGHTS_VIDEO = (0.815, 0.10, 0.03, 0.02, 0.01, 0.025)
 TYPE_WEIGHTS_LIVE = (0.80, 0.10, 0.03, 0.02, 0.01, 0.04)
 QUANTITIES = (1, 2, 3)
@@ -409,7 +418,17 @@ def _organic(cfg: SimConfig, vx: DataFrame) -> DataFrame:
     ts = F.col("ts_sec")
     can_buy = F.coalesce(F.col("price").isNotNull() & (ts >= F.col("listed_sec"))
                          & (F.col("listing_active") | (ts < F.col("trade_sec"))), F.lit(False))
-    drawn = _organic_type(rand.uniform(s, "org_type", *k), F.col("live"))
+    # Audiences differ: a creator's non-view share is scaled by a log-normal factor (clipped to
+    # 0.3..4), so a highly engaged honest audience looks like a ring on the like/view ratio alone.
+    # The view probability shrinks to 1 - (1 - w_view) * g and the other types keep their mix.
+    g = F.least(F.greatest(F.exp(rand.normal(s, "audience_engagement", "creator_id", sd=AUDIENCE_SIGMA)),
+                           F.lit(0.3)), F.lit(4.0))
+    w_view = F.when(F.col("live"), F.lit(TYPE_WEIGHTS_LIVE[0])).otherwise(F.lit(TYPE_WEIGHTS_VIDEO[0]))
+    u = rand.uniform(s, "org_type", *k)
+    view_thr = F.greatest(F.lit(1.0) - (F.lit(1.0) - w_view) * g, F.lit(0.0))
+    u_mix = F.when(u < view_thr, F.lit(0.0)).otherwise(
+        F.least(w_view + (u - view_thr) / g, F.lit(1.0 - 1e-12)))
+    drawn = _organic_type(u_mix, F.col("live"))
     typ = F.when((drawn == PURCHASE) & ~can_buy, F.lit(VIEW)).otherwise(drawn)
     buy = F.col("event_type") == PURCHASE
     qty = rand.choice(QUANTITIES, rand.uniform(s, "org_qty", *k), QUANTITY_WEIGHTS).cast("int")

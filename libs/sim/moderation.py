@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from libs.sim import rand
 from libs.sim.config import SimConfig
-from libs.sim.creators import MIGRATION_SCENARIO, ROLE_FAMILY, ROLE_LICENSED, STATUS_BANNED
+from libs.sim.creators import MIGRATION_SCENARIO, ROLE_AGENCY, ROLE_FAMILY, ROLE_LICENSED, STATUS_BANNED
 
 # Reason vocabulary of the enforcement tool (not the simulator's abuse names).
 REASON_OF_ABUSE = {"low_effort": "low_quality_selling", "pirate": "copyright", "matrix_farm": "account_farm",
@@ -54,7 +54,7 @@ def history(acc: DataFrame, creators_df: DataFrame, cfg: SimConfig, run_date: dt
     abuse = F.col("truth_abuse")
     is_bad = F.size(abuse) > 0
     banned = F.col("status") == STATUS_BANNED
-    look_alike = F.col("role").isin(ROLE_FAMILY, ROLE_LICENSED)
+    look_alike = F.col("role").isin(ROLE_FAMILY, ROLE_LICENSED, ROLE_AGENCY)
     fp_p = F.lit(cfg.false_enforcement) * F.when(look_alike, F.lit(LOOK_ALIKE_FP_FACTOR)).otherwise(F.lit(1.0))
     caught = is_bad & ~banned & rand.bernoulli(cfg.caught, s, "caught", "creator_id")
     wrongful = ~is_bad & ~banned & rand.bernoulli(fp_p, s, "wrongful", "creator_id")

@@ -39,13 +39,15 @@ from pyspark.sql.window import Window
 
 from libs.sim import commerce, rand
 from libs.sim.config import SimConfig
-from libs.sim.creators import (MIGRATION_SCENARIO, ROLE_FAMILY, ROLE_FARM, ROLE_HONEST, ROLE_LICENSED,
+from libs.sim.creators import (MIGRATION_SCENARIO, ROLE_AGENCY, ROLE_FAMILY, ROLE_FARM, ROLE_HONEST, ROLE_LICENSED,
                                ROLE_LOW_EFFORT, ROLE_PIRATE, STATUS_ACTIVE, window_start)
 
 SLOTS_PER_DAY = 8
 FARM_REPOST_P = 0.7
 ORIGINALS_PER_BUCKET = 50
 ROLE_FACTOR = {ROLE_LOW_EFFORT: 2.0, ROLE_FARM: 1.5, ROLE_PIRATE: 1.2}
+SLIDESHOW_STYLE_P = 0.08          # honest creators whose format is the slideshow ...
+SLIDESHOW_STYLE_RATE = 0.5         # ... and how much more often their videos are one
 TRADED_RATE_FACTOR = 2.5           # a bought account is worked harder than its seller did
 SHELF_MIGRANT_RATE_FACTOR = 0.3    # operators that moved to the product shelf post few videos
 COPY_KIND_PIRACY = "piracy"
@@ -185,7 +187,7 @@ def videos(acc: DataFrame, cfg: SimConfig, run_date: dt.date) -> DataFrame:
     own = slots.where((role != ROLE_FARM)).select("*", *_own_words(s, *_KEYS))
 
     # --- pirate / licensed copies of earlier honest originals (bucket join) ---
-    originals = (own.where(role.isin(ROLE_HONEST, ROLE_FAMILY, ROLE_LICENSED) & ~F.col("copy_slot"))
+    originals = (own.where(role.isin(ROLE_HONEST, ROLE_FAMILY, ROLE_LICENSED, ROLE_AGENCY) & ~F.col("copy_slot"))
                  .select(F.pmod(rand.hash64(s, "orig_bucket", "video_id"), F.lit(nb)).alias("bucket"),
                          F.col("video_id").alias("o_id"), F.col("published_at").alias("o_at"),
                          *[F.col(w).alias("o_" + w) for w in _WORDS]))
@@ -239,12 +241,23 @@ def _signals(df: DataFrame, cfg: SimConfig) -> DataFrame:
     le = (role == ROLE_LOW_EFFORT).cast("double")
     vid = "video_id"
     is_copy = F.col("truth_copy_kind").isNotNull()
-    slideshow = rand.bernoulli(F.lit(0.06) + F.lit(0.6 * sep) * le, s, "slideshow", vid)
+    # Creators have a style: a per-creator offset on static ratio and aesthetics, and a share of
+    # honest creators whose format *is* the slideshow (recipe cards, product photo reels) -- so a
+    # creator's average signal overlaps the low-effort sellers', not just single videos.
+    cr = "creator_id"
+    slideshow_style = (role != ROLE_LOW_EFFORT) & rand.bernoulli(SLIDESHOW_STYLE_P, s, "slideshow_style", cr)
+    slideshow_p = (F.lit(0.06) + F.lit(0.6 * sep) * le
+                   + F.when(slideshow_style, F.lit(SLIDESHOW_STYLE_RATE)).otherwise(F.lit(0.0)))
+    slideshow = rand.bernoulli(slideshow_p, s, "slideshow", vid)
+    static_style = rand.normal(s, "static_style", cr, sd=0.08)
+    aesthetic_style = rand.normal(s, "aesthetic_style", cr, sd=0.10)
     static = rand.clip01(F.when(slideshow, rand.normal(s, "static_ss", vid, mean=0.85, sd=0.08))
-                         .otherwise(rand.normal(s, "static", vid, mean=F.lit(0.12) + F.lit(0.25 * sep) * le, sd=0.08)))
+                         .otherwise(rand.normal(s, "static", vid, mean=F.lit(0.12) + F.lit(0.25 * sep) * le
+                                                + static_style, sd=0.08)))
     motion = rand.clip01((F.lit(1.0) - F.col("static_frame_ratio"))
                          * rand.normal(s, "motion", vid, mean=F.lit(0.7) - F.lit(0.2 * sep) * le, sd=0.15))
-    aesthetic = rand.clip01(rand.normal(s, "aesthetic", vid, mean=F.lit(0.62) - F.lit(0.3 * sep) * le, sd=0.12))
+    aesthetic = rand.clip01(rand.normal(s, "aesthetic", vid, mean=F.lit(0.62) - F.lit(0.3 * sep) * le
+                                        + aesthetic_style, sd=0.12))
     blur = rand.clip01(rand.normal(s, "blur", vid, mean=F.lit(0.18) + F.lit(0.25 * sep) * le, sd=0.08))
     audio_p = (F.when(role == ROLE_FARM, F.lit(0.8))
                .when(is_copy & (role == ROLE_PIRATE), F.lit(0.85))

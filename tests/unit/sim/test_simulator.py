@@ -144,6 +144,7 @@ def test_creator_roles_at_configured_rates(spark):
         "matrix_farm": (0.05, clustered_tol(0.05, range(3, 13))),
         "sybil": (0.02, clustered_tol(0.02, range(5, 13))),
         "family_shared_device": (0.03, clustered_tol(0.03, range(2, 4))),
+        "agency_managed": (0.04, clustered_tol(0.04, range(4, 11))),
     }
     for role, (rate, tol) in expected.items():
         assert abs(got.get(role, 0) / n - rate) < tol, (role, got.get(role, 0) / n, rate, tol)
@@ -154,7 +155,7 @@ def test_creator_roles_at_configured_rates(spark):
     buyers = cr["truth_abuse"].map(lambda a: "fake_engagement" in list(a))
     assert abs(buyers.mean() - 0.04) < binomial_tol(0.04) + 0.001
     assert (cr.loc[buyers, "truth_ring_id"].notna()).all() and cr.loc[~buyers, "truth_ring_id"].isna().all()
-    assert not set(cr.loc[buyers, "truth_role"]) & {"matrix_farm", "sybil", "family_shared_device"}
+    assert not set(cr.loc[buyers, "truth_role"]) & {"matrix_farm", "sybil", "family_shared_device", "agency_managed"}
     rings = cr.loc[buyers].groupby("truth_ring_id").size()
     # ~267 rings for ~1600 buyers: P(a ring gets no buyer) = exp(-6) -> nearly all rings are used.
     assert cfg.n_rings == round(40_000 * 0.04 / 6) and len(rings) >= 0.97 * cfg.n_rings
@@ -192,7 +193,7 @@ def test_pirate_copies_are_near_copies_of_an_earlier_honest_video(rich):
         orig = by_id.loc[row["truth_original_video_id"]]
         assert orig["creator_id"] != row["creator_id"]
         # an honest creator's video (honest role; may still buy engagement, which is not about content)
-        assert c.loc[orig["creator_id"], "truth_role"] in ("honest", "family_shared_device", "licensed_repost")
+        assert c.loc[orig["creator_id"], "truth_role"] in ("honest", "family_shared_device", "licensed_repost", "agency_managed")
         assert c.loc[row["creator_id"], "truth_role"] == "pirate"
         assert list(c.loc[row["creator_id"], "truth_abuse"])[0] == "pirate"
         assert orig["published_at"] < row["published_at"]
@@ -259,32 +260,50 @@ def test_low_effort_signals_overlap_but_shift(rich):
 
 # --- devices: farms vs families ----------------------------------------------------------------
 
-def test_farms_share_devices_families_share_one(rich):
+def test_farms_share_devices_families_and_agencies_share_one(rich):
     c, d = rich["creators"], rich["devices"]
     op = dict(zip(c["creator_id"], c["truth_operator_id"]))
     fam = dict(zip(c["creator_id"], c["truth_family_id"]))
+    agency = dict(zip(c["creator_id"], c["truth_agency_id"]))
+    migrated_ops = set(c[c["status"] == "banned"]["truth_operator_id"])
     users = d.groupby("device_id")["creator_id"].apply(set)
     farm_accounts = [k for k, o in op.items() if o]
     assert len(set(op[k] for k in farm_accounts)) >= 2
     for acct in farm_accounts:
         mine = d[d["creator_id"] == acct]["device_id"]
         siblings = set().union(*(users[x] for x in mine)) - {acct}
-        assert siblings and all(op.get(s) == op[acct] for s in siblings), acct
+        # Every farm account shares with its own operator's accounts, never with another operator;
+        # the only outsiders are buyers of a migrated (banned) operator's second-hand phone.
+        assert any(op.get(s) == op[acct] for s in siblings), acct
+        assert all(op.get(s) in (op[acct], None) for s in siblings), acct
+        assert all(op.get(s) == op[acct] or op[acct] in migrated_ops for s in siblings), acct
     payments = c[c["truth_operator_id"].notna()].groupby("truth_operator_id")["payment_account_id"]
     assert (payments.nunique() < payments.size()).all()
 
     honest = {k for k, o in op.items() if not o}
     shared_pairs: dict[tuple, int] = defaultdict(int)
+    unexplained = 0
     for device, accts in users.items():
         accts = accts & honest
         if len(accts) > 1:
-            assert len(accts) <= 3
-            assert len({fam[a] for a in accts}) == 1 and fam[next(iter(accts))], accts   # one family
-            for pair in itertools.combinations(sorted(accts), 2):
-                shared_pairs[pair] += 1
+            fams, ags = {fam[a] for a in accts}, {agency[a] for a in accts}
+            if len(fams) == 1 and fam[next(iter(accts))]:
+                assert len(accts) <= 3                              # a family's phone
+                for pair in itertools.combinations(sorted(accts), 2):
+                    shared_pairs[pair] += 1
+            elif len(ags) == 1 and agency[next(iter(accts))]:
+                assert len(accts) <= 10                             # an agency's office computer
+            else:
+                unexplained += 1                                    # a public device
     assert shared_pairs and max(shared_pairs.values()) == 1
+    # Public devices: int(n * 0.04 / 2) of them (see PUBLIC_DEVICE_P); nothing else links honest strangers.
+    assert unexplained <= int(RICH.n_creators * 0.04 / 2)
     families = c[c["truth_family_id"].notna()].groupby("truth_family_id").size()
     assert families.between(2, 3).all()
+    agencies = c[c["truth_agency_id"].notna()].groupby("truth_agency_id")["creator_id"].apply(set)
+    for members in agencies:
+        office = [dv for dv, us in users.items() if members <= us]
+        assert len(office) == 1 and len(users[office[0]]) == len(members)
 
 
 # --- feeds -------------------------------------------------------------------------------------
