@@ -176,7 +176,10 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
         clean = conform(df, schema.SCHEMA)   # the producer's contract, checked before corrupting it
         # Persisted: the lines (landed now) and their defect truth (landed at the end) are two
         # projections of one serialization; without it the feed would be generated twice.
-        annotated = defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date).persist(keep)
+        # On disk only: it holds every serialized line beside its columns, the largest frame of
+        # the run, and memory is better left to the generators' joins.
+        annotated = defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date).persist(
+            StorageLevel.DISK_ONLY)
         cached.append(annotated)
         lines = defects.lines_of(annotated)
         truth = defects.truth_of(annotated, FEED_SPECS[name], cfg.seed)

@@ -393,7 +393,20 @@ def _video_frame(cfg: SimConfig, videos: DataFrame, listings: DataFrame, active:
                     "pop", "pub_sec", (F.col("scenario") == "live").alias("live"), "product_id", "price", "currency",
                     "listed_sec", "listing_active", (F.col("video_id") == first).alias("is_first"),
                     viral.alias("viral"), n.alias("n_org"))
+            # Every branch below *explodes* these rows ~events_per_video-fold; spread them so one
+            # task holds ~VIDEOS_PER_PARTITION videos (a few hundred thousand events) instead of
+            # whatever the upstream partitioning was -- two partitions of 5M events each ran the
+            # 100k-creator run out of heap. The count comes from the config, never from the data.
+            .repartition(_n_partitions(v.sparkSession, cfg), "video_id")
             .checkpoint(eager=True))
+
+
+VIDEOS_PER_PARTITION = 20_000   # video rows per task before the event explosion
+
+
+def _n_partitions(spark: SparkSession, cfg: SimConfig) -> int:
+    expected_videos = cfg.n_creators * cfg.days * cfg.videos_per_day * 1.5   # role factors push it above the base
+    return max(int(spark.conf.get("spark.sql.shuffle.partitions")), math.ceil(expected_videos / VIDEOS_PER_PARTITION))
 
 
 def _organic_type(u: Column, live: Column) -> Column:
