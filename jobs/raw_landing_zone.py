@@ -141,11 +141,13 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
     pub_moderation, truth_md = split(moderation_df, ["case_id"], cfg.seed)
     feeds = {
         "raw_engagement_events": pub_events,
-        "raw_logins": activity.logins(devices_df, cfg, run_date),
+        # Persisted below (each feed is read twice: lines, then defect truth) where recomputing
+        # would repeat joins; withdrawals are a cheap projection of the accounts.
+        "raw_logins": activity.logins(devices_df, cfg, run_date).persist(keep),
         "raw_withdrawals": activity.withdrawals(acc, cfg, run_date),
         "raw_listings": listings_df,
-        "raw_complaints": commerce.complaints(events_df, videos_df, acc, cfg, run_date),
-        "raw_refunds": commerce.refunds(events_df, acc, cfg, run_date),
+        "raw_complaints": commerce.complaints(events_df, videos_df, acc, cfg, run_date).persist(keep),
+        "raw_refunds": commerce.refunds(events_df, acc, cfg, run_date).persist(keep),
     }
     schemas = {"raw_engagement_events": raw_engagement_events, "raw_logins": raw_logins,
                "raw_withdrawals": raw_withdrawals, "raw_listings": raw_listings, "raw_complaints": raw_complaints,
@@ -169,20 +171,20 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
         report["rows"][out.name] = _land(spark, settings.table(out.name), out)
 
     defect_truth = []
-    cached = [devices_df, videos_df, listings_df, events_df]
+    cached = [devices_df, videos_df, listings_df, events_df,
+              *(feeds[k] for k in ("raw_logins", "raw_complaints", "raw_refunds"))]
     for name, df in feeds.items():
         schema = schemas[name]
         started = time.monotonic()
         clean = conform(df, schema.SCHEMA)   # the producer's contract, checked before corrupting it
-        # Persisted: the lines (landed now) and their defect truth (landed at the end) are two
-        # projections of one serialization; without it the feed would be generated twice.
-        # On disk only: it holds every serialized line beside its columns, the largest frame of
-        # the run, and memory is better left to the generators' joins.
-        annotated = defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date).persist(
-            StorageLevel.DISK_ONLY)
-        cached.append(annotated)
-        lines = defects.lines_of(annotated)
-        truth = defects.truth_of(annotated, FEED_SPECS[name], cfg.seed)
+        # Two passes over the (persisted or cheap) clean feed instead of caching the serialized
+        # lines: the lines pass serializes every row once; the truth pass filters on the hashed
+        # defect draw first -- Spark pushes that predicate below the serialization -- so it only
+        # serializes the ~0.5 % defective rows. Caching the annotated frame instead meant
+        # spilling every line to disk and reading it all back (minutes at 100k creators).
+        lines = defects.lines_of(defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date))
+        truth = defects.truth_of(defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date),
+                                 FEED_SPECS[name], cfg.seed)
         values = [day] if name == "raw_listings" else window
         path = settings.table(name)
         write_json_lines(lines, path)
