@@ -72,10 +72,15 @@ def price_usd(cfg: SimConfig, category: Column, owner: Column, k: Column) -> Col
     return F.round(median * F.exp(rand.normal(cfg.seed, "price", owner, k, sd=0.6)), 2)
 
 
+def to_minor_unit(amount: Column, currency_col: Column) -> Column:
+    """Round a local amount the way the currency is paid: whole units for currencies without minor
+    units (IDR, VND), cents otherwise."""
+    return F.when(currency_col.isin("IDR", "VND"), F.round(amount, 0)).otherwise(F.round(amount, 2))
+
+
 def local_price(price_usd_col: Column, currency_col: Column) -> Column:
-    """USD to local currency; currencies without minor units (IDR, VND) round to whole units."""
-    raw = price_usd_col * fx_per_usd(currency_col)
-    return F.when(currency_col.isin("IDR", "VND"), F.round(raw, 0)).otherwise(F.round(raw, 2))
+    """USD to local currency, rounded to the currency's unit."""
+    return to_minor_unit(price_usd_col * fx_per_usd(currency_col), currency_col)
 
 
 def listings(acc: DataFrame, cfg: SimConfig, run_date: dt.date) -> DataFrame:
@@ -201,7 +206,7 @@ def refunds(events: DataFrame, acc: DataFrame, cfg: SimConfig, run_date: dt.date
     return orders.where(refunded & (refund_ts <= F.lit(end_ts))).select(
         F.concat(F.lit("rf_"), rand.hex64(rand.hash64(s, "refund_id", "order_id"))).alias("refund_id"),
         "order_id", "user_id", "creator_id",
-        F.when(F.col("currency").isin("IDR", "VND"), F.round(amount, 0)).otherwise(amount).alias("amount"),
+        to_minor_unit(amount, F.col("currency")).alias("amount"),
         "currency",
         rand.choice(REFUND_REASONS, rand.uniform(s, "refund_reason", "order_id")).alias("reason"),
         F.timestamp_seconds(refund_ts).alias("ts"),
