@@ -111,8 +111,8 @@ class Output:
     name: str
     df: DataFrame
     schema: ModuleType            # schemas.<table> module: SCHEMA, PARTITION_COLS, FORMAT
-    sort_cols: list[str]
-    partition_values: list
+    sort_cols: list[str]          # Parquet tables: sort order within a file (JSON lines sort by text)
+    partition_values: list        # the partitions this run writes (and counts back)
 
 
 def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days: int = 14,
@@ -139,19 +139,18 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
     pub_users, truth_us = split(users_df, ["user_id"], cfg.seed)
     pub_events, truth_ev = split(events_df, ["event_id"], cfg.seed)
     pub_moderation, truth_md = split(moderation_df, ["case_id"], cfg.seed)
-    feeds = {
-        "raw_engagement_events": pub_events,
-        # Persisted below (each feed is read twice: lines, then defect truth) where recomputing
-        # would repeat joins; withdrawals are a cheap projection of the accounts.
-        "raw_logins": activity.logins(devices_df, cfg, run_date).persist(keep),
-        "raw_withdrawals": activity.withdrawals(acc, cfg, run_date),
-        "raw_listings": listings_df,
-        "raw_complaints": commerce.complaints(events_df, videos_df, acc, cfg, run_date).persist(keep),
-        "raw_refunds": commerce.refunds(events_df, acc, cfg, run_date).persist(keep),
-    }
-    schemas = {"raw_engagement_events": raw_engagement_events, "raw_logins": raw_logins,
-               "raw_withdrawals": raw_withdrawals, "raw_listings": raw_listings, "raw_complaints": raw_complaints,
-               "raw_refunds": raw_refunds}
+    # The JSON-lines feeds, landed with injected defects. Some are persisted: each is read twice
+    # (lines, then defect truth) and recomputing them would repeat joins; withdrawals are a cheap
+    # projection of the accounts.
+    json_feeds = [
+        Output("raw_engagement_events", pub_events, raw_engagement_events, [], window),
+        Output("raw_logins", activity.logins(devices_df, cfg, run_date).persist(keep), raw_logins, [], window),
+        Output("raw_withdrawals", activity.withdrawals(acc, cfg, run_date), raw_withdrawals, [], window),
+        Output("raw_listings", listings_df, raw_listings, [], [day]),
+        Output("raw_complaints", commerce.complaints(events_df, videos_df, acc, cfg, run_date).persist(keep),
+               raw_complaints, [], window),
+        Output("raw_refunds", commerce.refunds(events_df, acc, cfg, run_date).persist(keep), raw_refunds, [], window),
+    ]
     report: dict = {"run_date": day, "seed": cfg.seed, "creators": cfg.n_creators, "days": cfg.days,
                     "camouflage": cfg.camouflage, "defect_rate": cfg.defect_rate, "rows": {}, "defects": {}}
 
@@ -171,27 +170,23 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
         report["rows"][out.name] = _land(spark, settings.table(out.name), out)
 
     defect_truth = []
-    cached = [devices_df, videos_df, listings_df, events_df,
-              *(feeds[k] for k in ("raw_logins", "raw_complaints", "raw_refunds"))]
-    for name, df in feeds.items():
-        schema = schemas[name]
+    for feed in json_feeds:
         started = time.monotonic()
-        clean = conform(df, schema.SCHEMA)   # the producer's contract, checked before corrupting it
+        clean = conform(feed.df, feed.schema.SCHEMA)   # the producer's contract, checked before corrupting it
+        spec = FEED_SPECS[feed.name]
         # Two passes over the (persisted or cheap) clean feed instead of caching the serialized
         # lines: the lines pass serializes every row once; the truth pass filters on the hashed
         # defect draw first -- Spark pushes that predicate below the serialization -- so it only
         # serializes the ~0.5 % defective rows. Caching the annotated frame instead meant
         # spilling every line to disk and reading it all back (minutes at 100k creators).
-        lines = defects.lines_of(defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date))
-        truth = defects.truth_of(defects.annotate(clean, FEED_SPECS[name], cfg.seed, cfg.defect_rate, run_date),
-                                 FEED_SPECS[name], cfg.seed)
-        values = [day] if name == "raw_listings" else window
-        path = settings.table(name)
+        lines = defects.lines_of(defects.annotate(clean, spec, cfg.seed, cfg.defect_rate, run_date))
+        truth = defects.truth_of(defects.annotate(clean, spec, cfg.seed, cfg.defect_rate, run_date), spec, cfg.seed)
+        path = settings.table(feed.name)
         write_json_lines(lines, path)
-        report["rows"][name] = _count_lines(spark, path, values)
+        report["rows"][feed.name] = _count_lines(spark, path, feed.partition_values)
         defect_truth.append(truth)
-        print(f"[{TABLE}] {name}: {report['rows'][name]:,} lines -> {path} ({time.monotonic() - started:.1f}s)",
-              flush=True)
+        print(f"[{TABLE}] {feed.name}: {report['rows'][feed.name]:,} lines -> {path} "
+              f"({time.monotonic() - started:.1f}s)", flush=True)
     all_defects = conform(reduce(DataFrame.unionByName, defect_truth), truth_defects.SCHEMA)
     report["rows"]["truth_defects"] = _land(
         spark, settings.table("truth_defects"),
@@ -199,8 +194,8 @@ def main(run_date: dt.date, env: str, seed: int = 7, creators: int = 2000, days:
     report["defects"] = {(r["feed"], r["defect"]): r["count"] for r in spark.read.schema(truth_defects.SCHEMA)
                          .parquet(settings.table("truth_defects")).where(F.col("seed") == cfg.seed)
                          .groupBy("feed", "defect").count().collect()}
-    for df in cached:
-        df.unpersist()
+    for df in (devices_df, videos_df, listings_df, events_df, *(f.df for f in json_feeds)):
+        df.unpersist()   # a no-op for the frames that were never persisted
     return report
 
 

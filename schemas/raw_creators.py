@@ -3,6 +3,7 @@ from pyspark.sql.types import DateType, StringType, StructField, StructType
 
 KEYS = ["dt", "creator_id"]
 PARTITION_COLS = ["dt"]
+STATUSES = ("active", "banned")
 FORMAT = "parquet"
 SCHEMA = StructType([
     StructField("creator_id", StringType(), False),

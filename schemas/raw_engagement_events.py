@@ -10,6 +10,7 @@ from pyspark.sql.types import (DoubleType, IntegerType, StringType, StructField,
 
 KEYS = ["event_id"]
 PARTITION_COLS = ["dt"]
+SCENARIOS = ("content", "shelf", "profile")
 FORMAT = "json"
 EVENT_TYPES = ("view", "like", "comment", "share", "follow", "purchase")
 SCHEMA = StructType([

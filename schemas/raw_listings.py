@@ -3,6 +3,7 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType, T
 
 KEYS = ["dt", "listing_id"]
 PARTITION_COLS = ["dt"]
+LISTING_STATUSES = ("active", "removed")
 FORMAT = "json"
 SCHEMA = StructType([
     StructField("listing_id", StringType(), False),  # one (product, seller) pair

@@ -3,6 +3,7 @@ from pyspark.sql.types import BooleanType, StringType, StructField, StructType, 
 
 KEYS = ["dt", "case_id"]
 PARTITION_COLS = ["dt"]
+ACTIONS = ("warning", "strike", "ban")
 FORMAT = "parquet"
 SCHEMA = StructType([
     StructField("case_id", StringType(), False),

@@ -3,6 +3,7 @@ from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, 
 
 KEYS = ["video_id"]
 PARTITION_COLS = ["dt"]
+SCENARIOS = ("video", "live")
 FORMAT = "parquet"
 SCHEMA = StructType([
     StructField("video_id", StringType(), False),

@@ -9,7 +9,7 @@ video generator can name the product a video features (:func:`product_id`) witho
 listings feed (:func:`listings`) enumerates exactly the same ids.
 
 Prices are log-normal per category, drawn in USD and converted to the market's currency at fixed
-rates (``FX_PER_USD``); amounts in the feeds are local-currency values, as a checkout service
+rates (``libs.reference.FX_PER_USD``); amounts in the feeds are local-currency values, as a checkout service
 would emit them.
 """
 from __future__ import annotations
@@ -19,14 +19,11 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from libs import reference
+from libs.reference import currency
 from libs.sim import rand
 from libs.sim.config import SimConfig
 
-CURRENCY = {"US": "USD", "UK": "GBP", "ID": "IDR", "MY": "MYR", "TH": "THB", "VN": "VND", "PH": "PHP",
-            "SG": "SGD"}
-# Fixed simulation rates (local units per USD); round numbers, not market data.
-FX_PER_USD = {"USD": 1.0, "GBP": 0.8, "IDR": 16000.0, "MYR": 4.5, "THB": 35.0, "VND": 25000.0,
-              "PHP": 58.0, "SGD": 1.35}
 # Median USD price per category (log-normal around it).
 CATEGORY_PRICE_USD = {"beauty": 18.0, "fashion": 25.0, "electronics": 45.0, "home": 30.0, "food": 9.0,
                       "toys": 20.0, "sports": 28.0, "health": 15.0}
@@ -34,19 +31,9 @@ LISTING_ACTIVE = "active"
 LISTING_REMOVED = "removed"
 
 
-def currency(market: Column) -> Column:
-    """ISO currency of a market code; markets outside the table settle in USD."""
-    expr = F.lit("USD")
-    for m, c in CURRENCY.items():
-        expr = F.when(market == m, F.lit(c)).otherwise(expr)
-    return expr
-
-
 def fx_per_usd(currency_col: Column) -> Column:
-    expr = F.lit(1.0)
-    for c, r in FX_PER_USD.items():
-        expr = F.when(currency_col == c, F.lit(r)).otherwise(expr)
-    return expr
+    """Reference rate of a currency; the simulator's currencies all have one (1.0 is a safe floor)."""
+    return reference.lookup(currency_col, reference.FX_PER_USD, 1.0)
 
 
 def owner_key(role: Column, operator_id: Column, creator_id_col: Column, after_trade: Column) -> Column:

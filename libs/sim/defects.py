@@ -60,6 +60,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, NumericType, StringType, TimestampType
 
+import schemas
+from libs.platform.hashing import line_hash  # noqa: F401  (public here too: tests match truth by it)
 from libs.sim import rand
 from libs.sim.truth import TRUTH_PREFIX
 
@@ -68,13 +70,9 @@ DEFECT_KINDS: tuple[str, ...] = ("malformed_json", "missing_field", "negative_pr
 
 MAX_RATE = 0.5
 
-# Pinned to_json options; see the module docstring for why each one is set explicitly.
-JSON_OPTIONS: dict[str, str] = {
-    "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
-    "timeZone": "UTC",
-    "dateFormat": "yyyy-MM-dd",
-    "ignoreNullFields": "false",
-}
+# Pinned to_json options (the landing zone's wire format, shared with ingestion); see the module
+# docstring for why each one is set explicitly.
+JSON_OPTIONS = schemas.JSON_OPTIONS
 
 # None is a valid market code: "XX"/"ZZ" are ISO 3166 user-assigned codes no real market uses; the
 # rest are malformed (case, padding, punctuation, length) the way hand-typed upstream codes are.
@@ -160,14 +158,6 @@ def applicable(spec: FeedSpec) -> tuple[str, ...]:
         "wrong_type": bool(spec.retypable),
     }
     return tuple(k for k in DEFECT_KINDS if ok[k])
-
-
-def line_hash(value: Column | str) -> Column:
-    """Identity of a raw line: 16 hex digits of ``xxhash64(value)`` (truth's ``line_hash``).
-
-    Public so that ingestion tests compute it the same way when matching quarantined lines.
-    """
-    return rand.hex64(F.xxhash64(F.col(value) if isinstance(value, str) else value))
 
 
 def _c(name: str) -> Column:

@@ -2,7 +2,6 @@
 injected defects the truth lists; a re-run of the same date is a no-op on the data."""
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import json
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 import jobs.raw_landing_zone as job
+from tests.e2e.conftest import LANDING
 from schemas.raw_videos import SCHEMA as RAW_VIDEOS
 from schemas.truth_defects import SCHEMA as TRUTH_DEFECTS
 
@@ -28,11 +28,10 @@ def _lines(path: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_landing_zone_written_with_defects_and_rerun_is_idempotent(spark, settings, monkeypatch):
-    monkeypatch.setenv("CGOV__LAKEHOUSE_ROOT", settings.lakehouse_root)
+def test_landing_zone_written_with_defects_and_rerun_is_idempotent(spark, settings, landing_zone):
     # Tiny world, elevated defect rate so every applicable defect kind shows up in a few thousand lines.
-    args = dict(run_date=dt.date(2026, 11, 1), env="local", seed=3, creators=400, days=3, defect_rate=0.05)
-    first = job.main(**args)
+    args = LANDING
+    first = landing_zone
     rows = first["rows"]
     assert rows["raw_creators"] == rows["truth_creators"] == 400
     assert rows["raw_videos"] == rows["truth_videos"] > 0

@@ -1,0 +1,12 @@
+"""``silver_logins``: creator logins by event date, typed, deduplicated and conformed (see :mod:`schemas._silver`)."""
+from schemas import raw_logins
+from schemas._silver import silver_schema
+
+KEYS = ['dt', 'login_id']          # unique per load partition
+PARTITION_COLS = ["dt"]
+ZORDER_COLS = ['creator_id']     # the column detectors filter and join on
+FORMAT = "delta"
+PSEUDONYMISE: tuple[str, ...] = ()   # raw user-id columns replaced by <name>_key
+AMOUNT = None                  # local-currency amount that gains <amount>_usd
+LOCAL_DATE_OF = 'ts'            # UTC timestamp that gains local_date
+SCHEMA = silver_schema(raw_logins.SCHEMA, pseudonymise=PSEUDONYMISE, amount=AMOUNT, local_date_of=LOCAL_DATE_OF)

@@ -1,0 +1,12 @@
+"""``silver_users``: daily snapshot of user accounts, typed, deduplicated and conformed (see :mod:`schemas._silver`)."""
+from schemas import raw_users
+from schemas._silver import silver_schema
+
+KEYS = ['dt', 'user_key']          # unique per load partition
+PARTITION_COLS = ["dt"]
+ZORDER_COLS = ['user_key']     # the column detectors filter and join on
+FORMAT = "delta"
+PSEUDONYMISE: tuple[str, ...] = ('user_id',)   # raw user-id columns replaced by <name>_key
+AMOUNT = None                  # local-currency amount that gains <amount>_usd
+LOCAL_DATE_OF = None            # UTC timestamp that gains local_date
+SCHEMA = silver_schema(raw_users.SCHEMA, pseudonymise=PSEUDONYMISE, amount=AMOUNT, local_date_of=LOCAL_DATE_OF)
