@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -86,7 +86,8 @@ class Settings:
     """Resolved settings of one environment; attribute access for the keys every job uses."""
 
     env: str
-    data: Mapping[str, Any]
+    # Not in repr: the tree holds secrets (the pseudonymisation salt), and reprs end up in logs.
+    data: Mapping[str, Any] = field(repr=False)
 
     @property
     def lakehouse_root(self) -> str:
@@ -107,6 +108,22 @@ class Settings:
     @property
     def mlflow(self) -> Mapping[str, str]:
         return self.data["mlflow"]
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A top-level settings section (``ingest``, ``maintenance``...); clear error when absent."""
+        value = self.data.get(name)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"section {name!r} is missing from conf/{self.env}.yaml")
+        return value
+
+    @property
+    def pseudonymisation_salt(self) -> str:
+        """The salt of user-id pseudonyms; refuses an empty one rather than hash without a secret."""
+        salt = str(self.section("pseudonymisation").get("salt") or "")
+        if not salt:
+            raise ConfigError(f"pseudonymisation.salt is empty in conf/{self.env}.yaml: set the environment "
+                              "variable CGOV__PSEUDONYMISATION__SALT (never commit it)")
+        return salt
 
     def table(self, name: str) -> str:
         """Storage path of a named table; an unknown name is a clear error, not a silent default."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -17,17 +16,39 @@ def table_exists(spark: SparkSession, path: str) -> bool:
 
 def replace_partition(df: DataFrame, path: str, partition_col: str, value: str) -> None:
     """Overwrite only ``partition_col == value`` (atomic; other dates untouched)."""
-    stray = df.filter(F.col(partition_col) != F.lit(value)).limit(1).count()
-    if stray:
-        # Delta would reject it too, but with a less readable message.
-        raise ValueError(f"rows outside {partition_col}={value!r} cannot be written by this run")
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", f"{partition_col} = '{value}'")
-        .partitionBy(partition_col)
-        .save(path)
-    )
+    replace_partitions(df, path, {partition_col: [value]}, [partition_col])
+
+
+def sql_in(column: str, values: list[str]) -> str:
+    """``column IN ('a', 'b')`` with quotes escaped: the predicate of a replaceWhere."""
+    if not values:
+        raise ValueError(f"an IN predicate on {column!r} needs at least one value")
+    quoted = ", ".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    return f"`{column}` IN ({quoted})"
+
+
+def replace_partitions(df: DataFrame, path: str, partitions: dict[str, list[str]], partition_cols: list[str],
+                       merge_schema: bool = False) -> None:
+    """Atomically replace the partitions ``partitions`` (column -> values) of the table with ``df``.
+
+    One Delta commit: readers see either the old partitions or the new ones, never a mix, and a
+    job killed before the commit leaves the table at its previous version. An empty ``df`` clears
+    those partitions (a re-run with no data converges too). ``merge_schema`` lets additive columns
+    evolve the table (never a type change: Delta refuses those).
+    """
+    predicate = " AND ".join(sql_in(c, v) for c, v in partitions.items())
+    # Delta checks every written row against replaceWhere while writing (the write fails, nothing
+    # commits), so no separate pass over ``df`` is needed -- that pass would recompute it.
+    writer = (df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+              .partitionBy(*partition_cols))
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    try:
+        writer.save(path)
+    except Exception as exc:   # noqa: BLE001 - re-raised as is unless it is the constraint check
+        if "DELTA_REPLACE_WHERE_MISMATCH" in str(exc) or "does not conform to partial table overwrite" in str(exc):
+            raise ValueError(f"rows outside {predicate} cannot be written by this run") from exc
+        raise
 
 
 def merge_upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str],

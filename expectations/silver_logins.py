@@ -1,0 +1,4 @@
+"""Contract of ``silver_logins`` (the checks every silver table gets, see :mod:`expectations._silver`)."""
+from expectations._silver import common
+
+EXPECTATIONS = common("logins")

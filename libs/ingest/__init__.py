@@ -1,0 +1,1 @@
+"""Ingestion: raw landing zone -> bronze (as received) -> silver (typed, deduplicated, conformed, gated)."""
