@@ -39,8 +39,10 @@ Defects (one per defective row; the kind is uniform over :func:`applicable`):
   same key whose ``ts`` (when the feed has one) is a few seconds later -- or earlier, if later would
   cross the end of ``run_date`` (a replay must not also look like a ``future_timestamp``).
 * ``unknown_market``: ``market`` is replaced by one of :data:`BAD_MARKETS`.
-* ``future_timestamp``: ``ts`` is moved to a hashed instant 1..365 days after ``run_date``,
-  strictly after the end of ``run_date`` in UTC.
+* ``future_timestamp``: ``ts`` is moved to a hashed instant 1..365 days after ``run_date``, at
+  least :data:`_FUTURE_MIN_S` (one hour) after the end of ``run_date`` in UTC: a few minutes past
+  midnight is a producer's clock skew, which ingestion tolerates (``ingest.clock_skew_minutes``),
+  not a record from the future.
 * ``wrong_type``: one hashed ``numeric`` field (never the key) is written as a JSON string that
   is not a number (``"12.5 usd"``, ``"N/A"``, ``"true"``, ``""``, ``"1,234"``).
 
@@ -86,6 +88,7 @@ _WRONG_TYPE_TOKENS: tuple[str, ...] = ("{v} usd", "N/A", "true", "", "1,234")
 
 _REPLAY_SHIFT_MAX_S = 30
 _FUTURE_DAYS_MAX = 365
+_FUTURE_MIN_S = 3600          # a future timestamp lies at least this far past the end of the run date
 _US_PER_S = 1_000_000
 _US_PER_DAY = 86_400 * _US_PER_S
 
@@ -271,8 +274,8 @@ def annotate(df: DataFrame, spec: FeedSpec, seed: int, rate: float, run_date: dt
         staged[spec.market] = F.when(k == "unknown_market", bad_market).otherwise(_c(spec.market))
     if spec.ts is not None:
         days = rand.randint(seed, salt + "future_day", 1, _FUTURE_DAYS_MAX, kcol)
-        secs = rand.randint(seed, salt + "future_sec", 0, 86_399, kcol)
-        # (end of run_date) + (days - 1) days + (secs + 1) s: strictly after the end of run_date.
+        secs = rand.randint(seed, salt + "future_sec", _FUTURE_MIN_S - 1, 86_399, kcol)
+        # (end of run_date) + (days - 1) days + (secs + 1) s: at least an hour after the end of run_date.
         future = F.timestamp_micros(F.lit(end_us) + (days - 1) * F.lit(_US_PER_DAY) + (secs + 1) * F.lit(_US_PER_S))
         shift = rand.randint(seed, salt + "replay_shift", 1, _REPLAY_SHIFT_MAX_S, kcol) * F.lit(_US_PER_S)
         us = F.unix_micros(_c(spec.ts))
