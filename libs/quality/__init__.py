@@ -1,0 +1,1 @@
+"""Creator quality: signal aggregation, fingerprint matching, sequence models (issue 6)."""
