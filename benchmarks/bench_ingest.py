@@ -21,9 +21,6 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 
-REASON_OF = {"malformed_json": "malformed_json", "missing_field": "missing_field", "negative_price": "negative_amount",
-             "duplicate_event_id": "duplicate_key", "unknown_market": "unknown_market",
-             "future_timestamp": "future_timestamp", "wrong_type": "wrong_type"}
 
 
 def main() -> None:
@@ -48,6 +45,7 @@ def main() -> None:
     from libs.platform import delta_io
     from libs.platform.config import load_settings
     from libs.platform.session import get_spark
+    from libs.sim.defects import INGEST_REASON
     from schemas.truth_defects import SCHEMA as TRUTH_DEFECTS
 
     timings: dict[str, float] = {}
@@ -83,7 +81,7 @@ def main() -> None:
             if dup_dates[(feed, t_["dt"])] > 0:
                 dup_dates[(feed, t_["dt"])] -= 1
                 caught[feed][t_["defect"]] += 1
-        elif by_hash.get((feed, t_["line_hash"])) == REASON_OF[t_["defect"]]:
+        elif by_hash.get((feed, t_["line_hash"])) == INGEST_REASON[t_["defect"]]:
             caught[feed][t_["defect"]] += 1
 
     print(f"\n[bench_ingest] {args.creators:,} creators x {args.days} days, seed {args.seed} -> {root}")

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 from typing import Any
 
 from libs.platform.config import Settings, load_settings
 from libs.platform.jobargs import base_parser, run_job
-from libs.platform.maintenance import check_retention, maintain, zorder_cols
+from libs.platform.maintenance import check_retention, maintain, schema_module, zorder_cols
 from libs.platform.session import get_spark
 
 TABLE = "delta_maintenance"
@@ -55,11 +54,8 @@ def date_window_filter(table_name: str, run_date: dt.date, days: int) -> str | N
     Z-ordering rewrites every file in its scope on every run (Delta 4.4), so the daily run keeps
     to the partitions the day's loads wrote; older partitions were clustered when they were loaded.
     """
-    try:
-        module = importlib.import_module(f"schemas.{table_name}")
-    except ModuleNotFoundError:
-        return None
-    if "dt" not in (getattr(module, "PARTITION_COLS", None) or []):
+    module = schema_module(table_name)
+    if module is None or "dt" not in (getattr(module, "PARTITION_COLS", None) or []):
         return None
     if days < 1:
         raise ValueError(f"--days must be >= 1, got {days}")

@@ -17,8 +17,6 @@ upstream bug and accept records the producer's own contract calls broken.
 """
 from __future__ import annotations
 
-from functools import reduce
-
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -174,7 +172,3 @@ def count_by(staged: DataFrame) -> DataFrame:
         F.sum(F.col(REASON).isNull().cast("long")).alias("accepted"),
         F.sum(F.col(REASON).isNotNull().cast("long")).alias("quarantined"))
     return totals.join(per_reason, "dt", "left")
-
-
-def combine(frames: list[DataFrame]) -> DataFrame:
-    return reduce(DataFrame.unionByName, frames)

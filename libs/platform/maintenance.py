@@ -42,20 +42,30 @@ _UNIT_HOURS = {"week": 168.0, "day": 24.0, "hour": 1.0, "minute": 1 / 60, "secon
 _INTERVAL_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(week|day|hour|minute|second|millisecond)s?")
 
 
-def zorder_cols(table_name: str) -> list[str]:
-    """The Z-order columns declared by ``schemas.<table_name>.ZORDER_COLS``, minus its partition columns.
+def schema_module(table_name: str) -> ModuleType | None:
+    """``schemas.<table_name>``, or ``None`` for a table without a schema module of its own.
 
-    A table without a schema module of its own (e.g. ``bronze_<feed>``, which share
-    ``schemas.bronze_feed``) or without ``ZORDER_COLS`` gets ``[]``: plain compaction. Partition
-    columns are dropped because Delta refuses to Z-order by them (every file holds one value of
-    them already). A schema module that exists but fails to import is an error, not ``[]``.
+    ``bronze_<feed>`` tables share ``schemas.bronze_feed``, for instance. A schema module that
+    exists but fails to import is an error, not ``None``.
     """
     module_name = f"schemas.{table_name}"
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise  # the module exists but imports something missing: a real bug, surface it
+        return None
+
+
+def zorder_cols(table_name: str) -> list[str]:
+    """The Z-order columns declared by ``schemas.<table_name>.ZORDER_COLS``, minus its partition columns.
+
+    A table without a schema module of its own or without ``ZORDER_COLS`` gets ``[]``: plain
+    compaction. Partition columns are dropped because Delta refuses to Z-order by them (every file
+    holds one value of them already).
+    """
+    module = schema_module(table_name)
+    if module is None:
         return []
     partition_cols = set(getattr(module, "PARTITION_COLS", None) or [])
     return [c for c in (getattr(module, "ZORDER_COLS", None) or []) if c not in partition_cols]

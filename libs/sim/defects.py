@@ -69,6 +69,12 @@ from libs.sim.truth import TRUTH_PREFIX
 
 DEFECT_KINDS: tuple[str, ...] = ("malformed_json", "missing_field", "negative_price", "duplicate_event_id",
                                  "unknown_market", "future_timestamp", "wrong_type")
+# The quarantine reason kind (``libs.ingest.validate``, text before ":") each defect must earn:
+# how tests and benchmarks score ingestion against this truth.
+INGEST_REASON: dict[str, str] = {"malformed_json": "malformed_json", "missing_field": "missing_field",
+                                 "negative_price": "negative_amount", "duplicate_event_id": "duplicate_key",
+                                 "unknown_market": "unknown_market", "future_timestamp": "future_timestamp",
+                                 "wrong_type": "wrong_type"}
 
 MAX_RATE = 0.5
 

@@ -24,6 +24,7 @@ import jobs.bronze_feeds as bronze_job
 import jobs.silver_feeds as silver_job
 from libs.ingest.feeds import FEEDS
 from libs.platform import delta_io
+from libs.sim.defects import INGEST_REASON
 from schemas.raw_users import SCHEMA as RAW_USERS
 from schemas.raw_videos import SCHEMA as RAW_VIDEOS
 from schemas.truth_defects import SCHEMA as TRUTH_DEFECTS
@@ -32,10 +33,6 @@ from tests.e2e.conftest import LANDING
 pytestmark = pytest.mark.slow
 RUN = LANDING["run_date"]
 DAYS = LANDING["days"]
-# The simulator's defect kinds -> the validator's reason kind (text before ":") for that defect.
-REASON_OF = {"malformed_json": "malformed_json", "missing_field": "missing_field", "negative_price": "negative_amount",
-             "duplicate_event_id": "duplicate_key", "unknown_market": "unknown_market",
-             "future_timestamp": "future_timestamp", "wrong_type": "wrong_type"}
 
 
 def _ingest(feeds: str | None = None) -> list[dict]:
@@ -85,7 +82,7 @@ def test_every_planted_defect_and_nothing_else_is_quarantined(spark, settings, i
             # Two identical copies: which one is "the duplicate" is a tie; the key's date must have one.
             assert (feed, t["dt"]) in dup_keys, t
         else:
-            assert by_hash.get((feed, t["line_hash"])) == REASON_OF[t["defect"]], t
+            assert by_hash.get((feed, t["line_hash"])) == INGEST_REASON[t["defect"]], t
     # Every feed's silver keys are unique per date.
     for f in FEEDS:
         silver = delta_io.read_version(spark, settings.table(f.silver_table))

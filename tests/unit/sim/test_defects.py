@@ -18,7 +18,7 @@ from pyspark.sql.types import (DateType, DoubleType, IntegerType, LongType, Stri
                                TimestampType)
 from pyspark.testing import assertDataFrameEqual
 
-from libs.sim.defects import DEFECT_KINDS, FeedSpec, applicable, inject
+from libs.sim.defects import DEFECT_KINDS, INGEST_REASON, FeedSpec, applicable, inject
 
 RUN = dt.date(2026, 11, 1)
 UTC = dt.timezone.utc
@@ -285,3 +285,10 @@ def test_different_seed_or_feed_name_different_defects(feed, dirty):
         theirs = {r.key for r in truth.collect()}
         # Independent draws: overlap ~ N * 0.2 * 0.2 = 200 (sd ~13), far below ~1000 if they agreed.
         assert len(ours & theirs) < 300, (seed, name, len(ours & theirs))
+
+
+def test_every_defect_kind_names_the_quarantine_reason_it_must_earn():
+    # A new defect kind without a reason would make the ingestion tests and benchmark KeyError late.
+    assert set(INGEST_REASON) == set(DEFECT_KINDS)
+    assert INGEST_REASON["negative_price"] == "negative_amount"
+    assert INGEST_REASON["duplicate_event_id"] == "duplicate_key"
