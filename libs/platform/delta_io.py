@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -87,3 +88,38 @@ def read_version(spark: SparkSession, path: str, version: int | None = None) -> 
 
 def latest_version(spark: SparkSession, path: str) -> int:
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+
+
+def read_dates(spark: SparkSession, path: str, first: str, last: str, table: str | None = None) -> DataFrame:
+    """The ``dt`` partitions ``first..last`` (ISO dates, inclusive) of the Delta table at ``path``.
+
+    A missing table is an error naming it (the upstream task has not run), not an empty frame:
+    features computed from nothing would look like a quiet day.
+    """
+    if not table_exists(spark, path):
+        raise FileNotFoundError(f"{table or 'table'}: no Delta table at {path} (has its upstream job run?)")
+    return spark.read.format("delta").load(path).where((F.col("dt") >= first) & (F.col("dt") <= last))
+
+
+def read_snapshot(spark: SparkSession, path: str, run_date: str, table: str | None = None) -> DataFrame:
+    """The ``dt == run_date`` snapshot of a daily-snapshot table; an error when that partition is empty."""
+    df = read_dates(spark, path, run_date, run_date, table)
+    if df.limit(1).count() == 0:
+        raise ValueError(f"{table or path}: no snapshot for dt={run_date} (has its upstream job run for this date?)")
+    return df
+
+
+def partition_written(spark: SparkSession, path: str, day: str) -> bool:
+    """Whether some commit wrote the ``dt == day`` partition of the table at ``path``.
+
+    A snapshot job that found nothing still commits its (empty) ``replaceWhere``; "no rows" and
+    "never ran" differ only in the log, and a downstream job must not read the second as the first.
+    """
+    if not table_exists(spark, path):
+        return False
+    from delta.tables import DeltaTable
+
+    if spark.read.format("delta").load(path).where(F.col("dt") == day).limit(1).count() > 0:
+        return True
+    history = DeltaTable.forPath(spark, path).history().select("operationParameters").collect()
+    return any(f"'{day}'" in str((h["operationParameters"] or {}).get("predicate", "")) for h in history)
