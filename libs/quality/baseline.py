@@ -18,6 +18,8 @@ from pyspark.sql import functions as F
 
 from schemas import creator_signals as schema
 
+MIN_POSITIVES_FOR_EARLY_STOP = 20
+SMALL_DATA_ITER = 100
 # Numeric columns of creator_signals used as features (identifiers and dt are not).
 BASE_FEATURES: tuple[str, ...] = ("account_age_days", *schema.FEATURE_NAMES)
 
@@ -48,8 +50,13 @@ def fit(x: pd.DataFrame, y: np.ndarray, label_names: Sequence[str], seed: int = 
         yk = y[:, k]
         if yk.min() == yk.max():
             raise ValueError(f"label {name!r} has a single class in the training data: nothing to learn")
-        clf = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.05, max_leaf_nodes=31,
-                                             early_stopping=True, validation_fraction=0.15, random_state=seed)
+        # Early stopping holds out a stratified 15 %: with fewer than MIN_POSITIVES_FOR_EARLY_STOP
+        # positives that split would hold ~1 positive (or fail outright), so small label sets train a
+        # fixed, shorter budget instead.
+        few = int(yk.sum()) < MIN_POSITIVES_FOR_EARLY_STOP
+        clf = HistGradientBoostingClassifier(max_iter=SMALL_DATA_ITER if few else max_iter, learning_rate=0.05,
+                                             max_leaf_nodes=31, early_stopping=not few, validation_fraction=0.15,
+                                             random_state=seed)
         models[name] = clf.fit(x.to_numpy(dtype=np.float64), yk)
     return models
 

@@ -16,8 +16,9 @@ Token kinds (one row each, all with the same feature vector, :data:`FEATURES`):
   active user's share, purchases) -- per-event tokens would drown the content in views;
 * ``device_change``: a login from a different device than the previous login (new geo flag).
 
-Every token also carries its kind (one-hot), the log gap to the previous token and the hour of
-day (sin/cos). The newest ``max_len`` tokens are kept, oldest first, flattened row-major into one
+Every token also carries its kind (one-hot), the log gap to the previous token, the hour of
+day (sin/cos) and the account's age at that moment (log days since sign-up: farms and sybils are
+young, a bought account is old but behaves new). The newest ``max_len`` tokens are kept, oldest first, flattened row-major into one
 ``array<float>`` of ``max_len * n_features`` (zero-padded) plus ``seq_len`` -- the Parquet
 contract of :mod:`libs.ml.petastorm_io` -- so the whole build is Spark SQL (no Python UDF) and
 Petastorm reads it as fixed-shape tensors.
@@ -46,6 +47,7 @@ FEATURES: tuple[str, ...] = (
     "log_price_usd", "category_switch",
     "log_events", "log_users", "top_user_share", "log_purchases",
     "new_geo",
+    "log_account_age_days",
 )
 # Label names and the moderation reason codes that make a creator positive for them.
 LABELS: tuple[str, ...] = ("low_effort", "piracy", "matrix")
@@ -124,7 +126,11 @@ def all_tokens(videos: DataFrame, copies: DataFrame, listings: DataFrame, creato
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
-    return out
+    age_days = F.greatest(F.lit(0.0), (F.col("ts").cast("long") - F.col("signup_date").cast("timestamp").cast("long"))
+                          / 86400.0)
+    return (out.join(creators.select("creator_id", "signup_date"), "creator_id", "left")
+            .withColumn("log_account_age_days", F.coalesce(F.log1p(age_days), F.lit(0.0)).cast("float"))
+            .drop("signup_date"))
 
 
 def sequences(tokens: DataFrame, max_len: int) -> DataFrame:

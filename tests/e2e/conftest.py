@@ -28,3 +28,18 @@ def landing_zone(spark, job_env) -> dict:
     import jobs.raw_landing_zone as job
 
     return job.main(**LANDING)
+
+
+def ingest(feeds: str | None = None) -> list[dict]:
+    """bronze_feeds + silver_feeds over the landing zone's dates (what the pipeline runs)."""
+    import jobs.bronze_feeds as bronze_job
+    import jobs.silver_feeds as silver_job
+
+    bronze_job.main(run_date=LANDING["run_date"], env="local", feeds=feeds, days=LANDING["days"])
+    return silver_job.main(run_date=LANDING["run_date"], env="local", feeds=feeds, days=LANDING["days"])
+
+
+@pytest.fixture(scope="session")
+def ingested(landing_zone) -> list[dict]:
+    """The landing zone ingested once per session (ingestion and creator-quality tests share it)."""
+    return ingest()

@@ -28,21 +28,11 @@ from libs.sim.defects import INGEST_REASON
 from schemas.raw_users import SCHEMA as RAW_USERS
 from schemas.raw_videos import SCHEMA as RAW_VIDEOS
 from schemas.truth_defects import SCHEMA as TRUTH_DEFECTS
-from tests.e2e.conftest import LANDING
+from tests.e2e.conftest import LANDING, ingest
 
 pytestmark = pytest.mark.slow
 RUN = LANDING["run_date"]
 DAYS = LANDING["days"]
-
-
-def _ingest(feeds: str | None = None) -> list[dict]:
-    bronze_job.main(run_date=RUN, env="local", feeds=feeds, days=DAYS)
-    return silver_job.main(run_date=RUN, env="local", feeds=feeds, days=DAYS)
-
-
-@pytest.fixture(scope="module")
-def ingested(landing_zone) -> list[dict]:
-    return _ingest()
 
 
 def _extra_parquet(spark, df, directory: str, name: str) -> Path:
@@ -99,7 +89,7 @@ def test_rerun_is_a_no_op_on_the_data(spark, settings, ingested):
     before = {t: _snapshot(spark, settings, t) for t in tables}
     audit_rows = _audit(spark, settings).count()
     version = delta_io.latest_version(spark, settings.table("silver_videos"))
-    _ingest("creators,videos,engagement_events")
+    ingest("creators,videos,engagement_events")
     for t in tables:
         assert _snapshot(spark, settings, t) == before[t], t
     assert _audit(spark, settings).count() == audit_rows                   # upserted, not appended
@@ -117,7 +107,7 @@ def test_failed_contract_publishes_nothing_and_says_why(spark, settings, ingeste
     extra = _extra_parquet(spark, bad.drop("dt"), part, "zz-out-of-range.parquet")
     try:
         with pytest.raises(silver_job.LoadFailed) as failed:
-            _ingest("videos")
+            ingest("videos")
         message = str(failed.value)
         assert "silver_videos" in message and "static_frame_ratio" in message and "FAILED" in message
         assert delta_io.latest_version(spark, path) == version                  # nothing committed
@@ -128,7 +118,7 @@ def test_failed_contract_publishes_nothing_and_says_why(spark, settings, ingeste
         assert Path(settings.section("ingest")["data_docs_dir"], "index.html").exists()
     finally:
         extra.unlink()
-    _ingest("videos")                                                             # fixed upstream: publishes
+    ingest("videos")                                                             # fixed upstream: publishes
     assert _snapshot(spark, settings, "silver_videos") == before
 
 
@@ -148,7 +138,7 @@ def test_schema_drift_additive_columns_evolve_type_changes_quarantine(spark, set
     extras = [_extra_parquet(spark, new, videos_part, "zz-additive.parquet"),
               _extra_parquet(spark, retyped, users_part, "zz-retyped.parquet")]
     try:
-        _ingest("users,videos")
+        ingest("users,videos")
         silver_videos = delta_io.read_version(spark, settings.table("silver_videos")).where(F.col("dt") == day)
         assert "caption_lang" in silver_videos.columns
         assert silver_videos.count() == n_videos + 2
@@ -164,7 +154,7 @@ def test_schema_drift_additive_columns_evolve_type_changes_quarantine(spark, set
     finally:
         for e in extras:
             e.unlink()
-    _ingest("users,videos")                          # the drifted files withdrawn: back to the original rows
+    ingest("users,videos")                          # the drifted files withdrawn: back to the original rows
     assert delta_io.read_version(spark, settings.table("silver_videos")).where(F.col("dt") == day).count() == n_videos
 
 
@@ -223,5 +213,5 @@ def test_job_killed_mid_write_leaves_the_previous_version(spark, settings, inges
     assert delta_io.latest_version(spark, path) == version
     assert _snapshot(spark, settings, "silver_withdrawals") == before
     # The orphaned files are invisible to readers; a re-run converges.
-    _ingest("withdrawals")
+    ingest("withdrawals")
     assert _snapshot(spark, settings, "silver_withdrawals") == before

@@ -22,8 +22,9 @@ def frames(spark):
        "static_frame_ratio double, motion_score double, aesthetic_score double, blur double, audio_reuse boolean")
     copies = spark.createDataFrame([("v1", "o9", 16, False)],
                                    "copy_video_id string, original_video_id string, distance int, same_creator boolean")
-    creators = spark.createDataFrame([("cr_a", "US", "beauty"), ("cr_b", "GB", "toys")],
-                                     "creator_id string, market string, category string")
+    creators = spark.createDataFrame([("cr_a", "US", "beauty", dt.date(2026, 11, 17)),
+                                      ("cr_b", "GB", "toys", dt.date(2026, 1, 1))],
+                                     "creator_id string, market string, category string, signup_date date")
     listings = spark.createDataFrame([("cr_a", "electronics", 99.0, TS(2026, 11, 26, 0, 0))],
                                      "creator_id string, category string, price_usd double, listed_at timestamp")
     events = spark.createDataFrame([
@@ -63,6 +64,9 @@ def test_sequence_order_features_and_padding(spark, frames):
     assert day[IDX["log_events"]] == pytest.approx(math.log1p(3)) and day[IDX["log_users"]] == pytest.approx(math.log1p(2))
     assert day[IDX["top_user_share"]] == pytest.approx(2 / 3) and day[IDX["log_purchases"]] == pytest.approx(math.log1p(1))
     assert dev[IDX["new_geo"]] == 1.0
+    # age at the token: the listing came 9 days after sign-up, the device change 11 days 3 hours after
+    assert listing[IDX["log_account_age_days"]] == pytest.approx(math.log1p(9.0))
+    assert dev[IDX["log_account_age_days"]] == pytest.approx(math.log1p(11 + 3 / 24))
 
 
 def test_truncation_keeps_newest(spark, frames):
