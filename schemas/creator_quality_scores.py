@@ -6,7 +6,7 @@ so a reviewer can trace every score to a model card. ``cqs`` is documented in
 :mod:`libs.quality.scores`. ``evidence`` lists the facts an explanation may cite (issue 9): each
 item has a kind, the measured value and the market reference it was compared with.
 """
-from pyspark.sql.types import (ArrayType, DoubleType, IntegerType, StringType, StructField, StructType)
+from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
 
 KEYS = ["dt", "creator_id"]
 PARTITION_COLS = ["dt"]

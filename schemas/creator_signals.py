@@ -7,7 +7,7 @@ their denominator is 0 (no videos, no views, no purchases): 0 would claim a meas
 
 Written by ``jobs/creator_signals.py`` (pure transforms in :mod:`libs.quality.signals`).
 """
-from pyspark.sql.types import DateType, DoubleType, IntegerType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
 KEYS = ["dt", "window_days", "creator_id"]
 PARTITION_COLS = ["dt"]

@@ -19,6 +19,7 @@ import importlib
 import math
 import re
 import time
+from types import ModuleType
 from typing import Any, Iterator, Mapping
 
 from delta.tables import DeltaTable

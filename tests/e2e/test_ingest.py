@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-import jobs.bronze_feeds as bronze_job
 import jobs.silver_feeds as silver_job
 from libs.ingest.feeds import FEEDS
 from libs.platform import delta_io
