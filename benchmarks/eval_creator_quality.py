@@ -56,30 +56,15 @@ def abuse_table(holdout, signals28, truth) -> list[tuple]:
     return out
 
 
-def pair_table(spark, copies, truth_videos, videos):
+def pair_table(copies, truth_videos, videos):
     """Recall per copy kind and distance bucket, and false matches, of the run's ``video_copies``."""
     from pyspark.sql import functions as F
 
-    present = videos.select("video_id")
-    planted = (truth_videos.where(F.col("truth_original_video_id").isNotNull())
-               .join(present, "video_id")
-               .join(present.withColumnRenamed("video_id", "truth_original_video_id"), "truth_original_video_id"))
-    found = planted.join(copies.select(F.col("copy_video_id").alias("video_id"),
-                                       F.col("original_video_id").alias("truth_original_video_id"),
-                                       F.lit(True).alias("found")), ["video_id", "truth_original_video_id"], "left")
+    from libs.quality.evaluation import copy_recall, false_matches
+
     bits = F.col("truth_copy_bits")
     bucket = F.when(bits < 16, "00-15").when(bits <= 31, "16-31").when(bits <= 40, "32-40").otherwise(">40")
-    recall = (found.groupBy("truth_copy_kind", bucket.alias("bits"))
-              .agg(F.count(F.lit(1)).alias("copies"), F.count("found").alias("found"))
-              .orderBy("truth_copy_kind", "bits").collect())
-    root = truth_videos.select("video_id", F.coalesce("truth_original_video_id", "video_id").alias("root"))
-    scored = (copies.join(root.select(F.col("video_id").alias("copy_video_id"), F.col("root").alias("r1")),
-                          "copy_video_id", "left")
-              .join(root.select(F.col("video_id").alias("original_video_id"), F.col("root").alias("r2")),
-                    "original_video_id", "left"))
-    n_pairs = copies.count()
-    false = scored.where(F.col("r1").isNull() | F.col("r2").isNull() | (F.col("r1") != F.col("r2"))).count()
-    return recall, n_pairs, false
+    return copy_recall(copies, truth_videos, videos, bucket), copies.count(), false_matches(copies, truth_videos)
 
 
 def main() -> None:
@@ -120,7 +105,7 @@ def main() -> None:
     videos = delta_io.read_version(spark, settings.table("silver_videos"))
     truth_videos = (spark.read.schema(TRUTH_VIDEOS).parquet(settings.table("truth_videos"))
                     .where(F.col("seed") == args.seed))
-    recall, n_pairs, false = pair_table(spark, copies, truth_videos, videos)
+    recall, n_pairs, false = pair_table(copies, truth_videos, videos)
     print(f"\npiracy / re-recording pairs in video_copies ({n_pairs:,} pairs)")
     print(f"{'copy kind':<16}{'bits':>8}{'copies':>9}{'found':>8}{'recall':>8}")
     for r in recall:
