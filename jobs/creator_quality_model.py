@@ -147,6 +147,7 @@ def main(run_date: dt.date, env: str, epochs: int | None = None, max_len: int | 
     payload = result.rank0
     model = SequenceClassifier(**payload["config"])
     model.load_state_dict(payload["state_dict"])
+    model.set_prior_correction(payload["pos_weight"])   # calibrated probabilities for the CQS (ranking unchanged)
     history = payload["history"]
 
     # 3. hold-out evaluation, model and baseline on the same creators.
@@ -180,6 +181,7 @@ def main(run_date: dt.date, env: str, epochs: int | None = None, max_len: int | 
                            "epochs": epochs, "num_processes": ranks, "train_rows": len(train_ids),
                            "holdout_rows": len(y_hold), "baseline": "HistGradientBoosting per label",
                            "threshold_fpr": THRESHOLD_FPR, "attempts_used": result.attempt,
+                           **{f"pos_weight.{k}": w for k, w in zip(labels, payload["pos_weight"])},
                            **{f"train_positives.{k}": v for k, v in positives.items()}})
         mlflow.log_metrics(metrics)
         for h in history:

@@ -62,7 +62,12 @@ class SequencePyfunc(mlflow.pyfunc.PythonModel):
         self.device = pick_device()
         self.model = SequenceClassifier(**meta["model"])
         state = torch.load(context.artifacts["state_dict"], map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state)
+        # Versions registered before the prior correction existed have no such buffer: they serve
+        # uncorrected probabilities (correction 0), as they did when they were approved. Anything
+        # else missing or unexpected is a real mismatch.
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"prior_correction"}:
+            raise RuntimeError(f"state dict does not fit the model: missing {missing}, unexpected {unexpected}")
         self.model.to(self.device).eval()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -64,6 +64,23 @@ class SequenceClassifier(nn.Module):
             self.encoder = nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_labels)
+        # Prior correction added to the logits in eval mode only (see set_prior_correction). A buffer,
+        # not a parameter: it is saved with the state dict, so the registered model serves calibrated
+        # probabilities, and the optimiser never touches it.
+        self.register_buffer("prior_correction", torch.zeros(n_labels))
+
+    def set_prior_correction(self, pos_weight: "np.ndarray | list[float]") -> None:
+        """Undo the odds inflation of training with ``BCEWithLogits(pos_weight=w)``.
+
+        Weighting positives by ``w`` makes the minimiser's odds ``w`` times the true odds, so
+        ``logit(p) = logit(q) - log w`` recovers probabilities on the training label scale -- what a
+        score that is combined across abuse types (the Creator Quality Score) needs. Ranking metrics
+        (AUC, recall at a fixed FPR) are unchanged: the map is monotonic.
+        """
+        w = torch.as_tensor(np.asarray(pos_weight, dtype=np.float32)).reshape(-1)
+        if w.numel() != self.n_labels or bool((w <= 0).any()):
+            raise ValueError(f"pos_weight needs {self.n_labels} positive values, got {w.tolist()}")
+        self.prior_correction.copy_(-torch.log(w).to(self.prior_correction.device))
 
     def config(self) -> dict:
         """Constructor arguments, JSON-ready (saved next to the state dict)."""
@@ -89,7 +106,8 @@ class SequenceClassifier(nn.Module):
             x = self.encoder(x, src_key_padding_mask=pad)
             keep = (~pad).unsqueeze(-1).to(x.dtype)
             summary = (x * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
-        return self.head(self.drop(summary))
+        logits = self.head(self.drop(summary))
+        return logits if self.training else logits + self.prior_correction
 
 
 def positive_weights(labels: np.ndarray, cap: float = 100.0) -> np.ndarray:

@@ -79,3 +79,29 @@ def test_training_reduces_loss_and_learns_the_planted_pattern(kind, seq_data, se
     aucs = {k: m["roc_auc"] for k, m in label_metrics(seq_data["labels"], probs, seq_spec.label_names).items()}
     assert min(aucs.values()) > 0.9, aucs
     assert not np.allclose(before, probs)
+
+
+def test_prior_correction_undoes_positive_weighting_in_eval_only():
+    import math
+
+    import torch
+
+    from libs.ml.seqmodel import SequenceClassifier
+
+    torch.manual_seed(0)
+    model = SequenceClassifier(n_features=3, n_labels=2, hidden=8)
+    seq, lengths = torch.randn(4, 5, 3), torch.tensor([5, 3, 1, 2])
+    model.eval()
+    raw = model(seq, lengths)
+    model.set_prior_correction([4.0, 1.0])
+    corrected = model(seq, lengths)
+    # odds divided by the weight: logit shifted by -log(4) for label 0, untouched for label 1
+    assert torch.allclose(corrected[:, 0], raw[:, 0] - math.log(4.0), atol=1e-6)
+    assert torch.allclose(corrected[:, 1], raw[:, 1], atol=1e-6)
+    model.train()
+    model.drop.p = 0.0
+    assert torch.allclose(model(seq, lengths), raw, atol=1e-6)        # training loss sees the raw logits
+    state = model.state_dict()
+    assert torch.allclose(state["prior_correction"], torch.tensor([-math.log(4.0), 0.0]))
+    with pytest.raises(ValueError):
+        model.set_prior_correction([1.0, 0.0])
