@@ -51,11 +51,8 @@ def main(run_date: dt.date, env: str, windows: str | None = None) -> dict[str, A
 
     creators = delta_io.read_snapshot(spark, settings.table("silver_creators"), day, "silver_creators")
     videos = window("silver_videos")
-    copies_path = settings.table("video_copies")
-    if not delta_io.partition_written(spark, copies_path, day):
-        raise ValueError(f"video_copies has no snapshot for dt={day}: run the video_copies job for this date "
-                         "first (copy features would otherwise read as 'no copies')")
-    copies = delta_io.read_dates(spark, copies_path, day, day, "video_copies")
+    copies = delta_io.read_written_partition(spark, settings.table("video_copies"), day, "video_copies",
+                                             "copy features would otherwise read as 'no copies'")
     out = signals.creator_signals(
         creators, videos, copies, window("silver_engagement_events"), window("silver_complaints"),
         window("silver_refunds"), window("silver_logins"), run_date, ws)

@@ -123,3 +123,12 @@ def partition_written(spark: SparkSession, path: str, day: str) -> bool:
         return True
     history = DeltaTable.forPath(spark, path).history().select("operationParameters").collect()
     return any(f"'{day}'" in str((h["operationParameters"] or {}).get("predicate", "")) for h in history)
+
+
+def read_written_partition(spark: SparkSession, path: str, day: str, table: str, why: str) -> DataFrame:
+    """The ``dt == day`` partition of a per-run snapshot table, which may hold no rows -- but must
+    have been written (:func:`partition_written`); otherwise an error naming ``table`` and ``why``
+    the caller cannot read an unwritten day as an empty one."""
+    if not partition_written(spark, path, day):
+        raise ValueError(f"{table} has no snapshot for dt={day}: run the {table} job for this date first ({why})")
+    return read_dates(spark, path, day, day, table)

@@ -38,11 +38,10 @@ def creator_rows(spark: SparkSession, settings: Settings, run_date: dt.date, max
     def snapshot(name: str) -> DataFrame:
         return delta_io.read_snapshot(spark, settings.table(name), day, name)
 
-    copies_path = settings.table("video_copies")
-    if not delta_io.partition_written(spark, copies_path, day):
-        raise ValueError(f"video_copies has no snapshot for dt={day}: run the video_copies job first")
+    copies = delta_io.read_written_partition(spark, settings.table("video_copies"), day, "video_copies",
+                                             "sequences would otherwise show no copies")
     creators = snapshot("silver_creators")
-    tokens = sq.all_tokens(window("silver_videos"), delta_io.read_dates(spark, copies_path, day, day, "video_copies"),
+    tokens = sq.all_tokens(window("silver_videos"), copies,
                            snapshot("silver_listings"), creators, window("silver_engagement_events"),
                            window("silver_logins"))
     seqs = sq.sequences(tokens, max_len)
