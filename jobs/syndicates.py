@@ -100,7 +100,9 @@ def detector_runs(spark: SparkSession, settings: Settings, edges: DataFrame, run
                                        int(g["sybil_seed_min_age_days"]), int(g["sybil_max_seeds"]))
         if not seeds:
             raise ValueError("sybil_rank: no trusted seed creator (active, old enough, never moderated) in the snapshot")
-        out, _ = sybil.sybil_clusters(spark, edges, seeds, float(g["sybil_quantile"]), int(g["sybil_min_size"]))
+        steps = None if g.get("sybil_steps") is None else int(g["sybil_steps"])
+        out, _ = sybil.sybil_clusters(spark, edges, seeds, float(g["sybil_quantile"]), int(g["sybil_min_size"]),
+                                      steps=steps)
         return out
 
     return {"shared_infrastructure": run_infra, "lockstep": run_lockstep, "dense_subgraph": run_dense,
