@@ -58,7 +58,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -470,7 +469,7 @@ def write_graph_parquet(df: DataFrame, path: str | Path, spec: GraphSpec, num_fi
     violation raises ValueError and removes the partial local output. ``num_files`` should be a
     multiple of the training ranks (one file ~ one row group, Petastorm's unit of sharding).
     """
-    from libs.ml.petastorm_io import as_url, local_path
+    from libs.ml.petastorm_io import write_checked
 
     _require(df, ("creator_id", "market", "label", *array_columns(spec)), "graph rows")
     widths = {"x": spec.node_dim, **{f"nb_{r}": spec.k * spec.nb_dim for r in spec.relations},
@@ -487,17 +486,7 @@ def write_graph_parquet(df: DataFrame, path: str | Path, spec: GraphSpec, num_fi
         col = F.col(c).cast("array<float>")
         cols.append((F.when(bad, F.raise_error(detail)).otherwise(col) if c == first else col).alias(c))
     cols.append(F.col("label").cast("float").alias("label"))
-    url = as_url(path)
-    try:
-        df.select(*cols).repartition(num_files).write.mode(mode).parquet(url)
-    except Exception as exc:                                      # noqa: BLE001 -- re-raised below
-        text = str(exc)
-        if _VIOLATION not in text:
-            raise
-        if url.startswith("file://"):
-            shutil.rmtree(local_path(url), ignore_errors=True)
-        start = text.index(_VIOLATION)
-        raise ValueError(text[start:start + 400].split("SQLSTATE")[0].strip()) from None
+    url = write_checked(df.select(*cols), path, num_files, mode, _VIOLATION, max_chars=400)
     log.info("wrote graph samples to %s (%d files)", url, num_files)
     return url
 

@@ -96,18 +96,31 @@ def write_training_parquet(df: DataFrame, path: str | Path, spec: SequenceSpec, 
                          F.lit("seq_len"), F.coalesce(seq_len.cast("string"), F.lit("null")))
     typed = df.select(*keep, F.when(bad, F.raise_error(detail)).otherwise(F.col("seq").cast("array<float>"))
                       .alias("seq"), seq_len.alias("seq_len"), F.col("labels").cast("array<float>").alias("labels"))
+    url = write_checked(typed, path, num_files, mode, _VIOLATION, max_chars=300)
+    log.info("wrote training Parquet to %s (%d files)", url, num_files)
+    return url
+
+
+def write_checked(df: DataFrame, path: str | Path, num_files: int, mode: str, violation: str,
+                  max_chars: int) -> str:
+    """Write ``df`` (whose columns ``raise_error`` a message starting with ``violation`` on a bad
+    row) as ``num_files`` Parquet files; returns the URL.
+
+    A contract violation surfaces as a ValueError carrying the first ``max_chars`` of that message
+    (not Spark's stack trace), and the partial output is removed (local paths) so a half-written
+    dataset is never read as a complete one. Every other failure is re-raised as is.
+    """
     url = as_url(path)
     try:
-        typed.repartition(num_files).write.mode(mode).parquet(url)
+        df.repartition(num_files).write.mode(mode).parquet(url)
     except Exception as exc:                                      # noqa: BLE001 -- re-raised below
         text = str(exc)
-        if _VIOLATION not in text:
+        if violation not in text:
             raise
         if url.startswith("file://"):
             shutil.rmtree(local_path(url), ignore_errors=True)
-        start = text.index(_VIOLATION)
-        raise ValueError(text[start:start + 300].split("SQLSTATE")[0].strip()) from None
-    log.info("wrote training Parquet to %s (%d files)", url, num_files)
+        start = text.index(violation)
+        raise ValueError(text[start:start + max_chars].split("SQLSTATE")[0].strip()) from None
     return url
 
 
