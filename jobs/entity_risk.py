@@ -38,9 +38,8 @@ def main(run_date: dt.date, env: str) -> dict[str, Any]:
     spark = get_spark(settings, f"cgov-{TABLE}")
     started = time.time()
     day = run_date.isoformat()
-    first = (run_date - dt.timedelta(days=int(g["lookback_days"]) - 1)).isoformat()
-    graph = hetero.load_graph(spark, settings.table("graph_vertices"), settings.table("graph_edges"), first, day)
-    moderation = delta_io.read_dates(spark, settings.table("silver_moderation"), "0000-01-01", day, "silver_moderation")
+    first, _, graph = hetero.load_window(spark, settings, run_date)
+    moderation = delta_io.read_snapshot(spark, settings.table("silver_moderation"), day, "silver_moderation")
     seeds = risk.moderation_seeds(moderation.where(F.col("decided_at") <= F.lit(f"{day} 23:59:59")))
     # Seeds must be vertices of the window's graph to spread anything; the rest are reported.
     seeds_in = seeds.join(graph.vertices.select("id"), "id", "left_semi")

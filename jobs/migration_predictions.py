@@ -36,10 +36,9 @@ def main(run_date: dt.date, env: str) -> dict[str, Any]:
     spark = get_spark(settings, f"cgov-{TABLE}")
     started = time.time()
     day = run_date.isoformat()
-    first = (run_date - dt.timedelta(days=int(g["lookback_days"]) - 1)).isoformat()
-    graph = hetero.load_graph(spark, settings.table("graph_vertices"), settings.table("graph_edges"), first, day,
-                              edge_types=["uses_device", "logs_in_from", "pays_to", "posts", "lists", "buys"])
-    moderation = delta_io.read_dates(spark, settings.table("silver_moderation"), "0000-01-01", day, "silver_moderation")
+    _, _, graph = hetero.load_window(spark, settings, run_date,
+                                     edge_types=["uses_device", "logs_in_from", "pays_to", "posts", "lists", "buys"])
+    moderation = delta_io.read_snapshot(spark, settings.table("silver_moderation"), day, "silver_moderation")
     banned = (moderation.where((F.col("action") == "ban") & ~F.coalesce(F.col("overturned"), F.lit(False))
                                & (F.col("decided_at") <= F.lit(f"{day} 23:59:59")))
               .groupBy("creator_id").agg(F.min("decided_at").alias("banned_at")))

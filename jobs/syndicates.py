@@ -94,8 +94,7 @@ def detector_runs(spark: SparkSession, settings: Settings, edges: DataFrame, run
         return trading.traded_accounts(cps, threshold=float(g["trading_threshold"]))
 
     def run_sybil() -> DataFrame:
-        moderation = delta_io.read_dates(spark, settings.table("silver_moderation"), "0000-01-01", day,
-                                         "silver_moderation")
+        moderation = delta_io.read_snapshot(spark, settings.table("silver_moderation"), day, "silver_moderation")
         seeds = sybil.trusted_creators(snapshot("silver_creators"), moderation, run_date,
                                        int(g["sybil_seed_min_age_days"]), int(g["sybil_max_seeds"]))
         if not seeds:
@@ -112,12 +111,10 @@ def detector_runs(spark: SparkSession, settings: Settings, edges: DataFrame, run
 def main(run_date: dt.date, env: str, detectors: str | None = None) -> dict[str, Any]:
     names = parse_detectors(detectors)
     settings = load_settings(env)
-    lookback = int(settings.section("graph")["lookback_days"])
     spark = get_spark(settings, f"cgov-{TABLE}")
     started = time.time()
     day = run_date.isoformat()
-    first = (run_date - dt.timedelta(days=lookback - 1)).isoformat()
-    graph = hetero.load_graph(spark, settings.table("graph_vertices"), settings.table("graph_edges"), first, day)
+    first, _, graph = hetero.load_window(spark, settings, run_date)
     # Every detector reads the folded edges: fold once.
     edges = graph.edges.persist(StorageLevel.MEMORY_AND_DISK)
     runs = detector_runs(spark, settings, edges, run_date, first)

@@ -22,6 +22,7 @@ days the relation was observed), first/last timestamps widen. The result is a
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Iterable, Mapping
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,6 +30,8 @@ from pyspark.sql import functions as F
 
 from libs.graph.frame import Graph, make_graph
 from libs.platform import delta_io
+from libs.platform.config import Settings
+from libs.quality.copies import window_bounds
 from schemas import graph_edges as edges_schema
 from schemas import graph_vertices as vertices_schema
 
@@ -207,6 +210,19 @@ def load_graph(spark: SparkSession, vertices_path: str, edges_path: str, first: 
         ends = folded.select(F.col("src").alias("id")).union(folded.select(F.col("dst").alias("id"))).distinct()
         vertices = vertices.join(ends, "id", "left_semi")
     return make_graph(vertices, folded, backend=backend)
+
+
+def load_window(spark: SparkSession, settings: Settings, run_date: dt.date,
+                edge_types: Iterable[str] | None = None) -> tuple[str, str, Graph]:
+    """``(first, last, graph)``: the graph of the ``graph.lookback_days`` days ending at ``run_date``.
+
+    The one place the graph jobs (syndicates, entity_risk, migration_predictions) turn the run
+    date and the setting into a window and read it, so they always look at the same days.
+    """
+    first, last = window_bounds(run_date, int(settings.section("graph")["lookback_days"]))
+    graph = load_graph(spark, settings.table("graph_vertices"), settings.table("graph_edges"), first, last,
+                       edge_types=edge_types)
+    return first, last, graph
 
 
 def relation_counts(edges: DataFrame) -> Mapping[str, int]:
