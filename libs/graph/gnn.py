@@ -76,6 +76,7 @@ from pyspark.sql.window import Window
 from torch import nn
 
 from libs.graph.hetero import key_of
+from libs.platform.frames import require_columns
 from libs.quality.sequences import holdout as quality_holdout
 from schemas import creator_signals as signals_schema
 
@@ -181,12 +182,6 @@ class GraphSpec:
 # (a) Spark: relations, sampling, node vectors, rows
 # --------------------------------------------------------------------------------------------
 
-def _require(df: DataFrame, cols: Iterable[str], what: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing} (has {df.columns})")
-
-
 def _creator(col: str) -> Column:
     """The creator_id of a ``creator:<id>`` vertex id."""
     return key_of(F.col(col))
@@ -199,7 +194,7 @@ def resource_pairs(edges: DataFrame, edge_type: str,
     ``strength`` = distinct shared resources. Resources with more than ``max_resource_creators``
     distinct creators are dropped before the self-join (hubs; and the join is quadratic in them).
     """
-    _require(edges, ("src", "dst", "edge_type"), "edges")
+    require_columns(edges, ("src", "dst", "edge_type"), "edges")
     if max_resource_creators < 2:
         raise ValueError(f"max_resource_creators must be >= 2, got {max_resource_creators}")
     use = (edges.where((F.col("edge_type") == edge_type) & F.col("src").startswith("creator:"))
@@ -233,7 +228,7 @@ def audience_pairs(links: DataFrame, max_user_creators: int = DEFAULT_MAX_USER_C
     ``links`` is :func:`user_creator_links`. Users linked to more than ``max_user_creators``
     creators are skipped: a heavy browser links everybody (and its pairs grow quadratically).
     """
-    _require(links, ("user", "creator"), "user-creator links")
+    require_columns(links, ("user", "creator"), "user-creator links")
     if max_user_creators < 2 or min_shared_users < 1:
         raise ValueError(f"need max_user_creators >= 2 and min_shared_users >= 1, got {max_user_creators}, "
                          f"{min_shared_users}")
@@ -297,7 +292,7 @@ def sample_neighbours(pairs: DataFrame, k: int, seed: int = 0) -> DataFrame:
     equally strong neighbours the pick is a seeded pseudo-random one (not alphabetical, which
     would favour low ids).
     """
-    _require(pairs, ("relation", "src", "dst", "strength"), "relation pairs")
+    require_columns(pairs, ("relation", "src", "dst", "strength"), "relation pairs")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     w = Window.partitionBy("relation", "src").orderBy(
@@ -316,7 +311,7 @@ def own_features(signals: DataFrame, window_days: int = 28) -> DataFrame:
     Counts and amounts are log1p'd, the copy distance becomes a closeness, nulls (no
     denominator) become 0 -- the same vector feeds the network and the boosting baseline.
     """
-    _require(signals, ("creator_id", "market", "window_days", "account_age_days", *signals_schema.FEATURE_NAMES),
+    require_columns(signals, ("creator_id", "market", "window_days", "account_age_days", *signals_schema.FEATURE_NAMES),
              "creator_signals")
     types = {f.name: f.dataType for f in signals_schema.SCHEMA.fields}
     cols: list[Column] = [F.log1p(F.greatest(F.coalesce(F.col("account_age_days").cast("double"), F.lit(0.0)),
@@ -351,7 +346,7 @@ def standing_decisions(moderation: DataFrame, run_date: dt.date,
     ``label`` 1.0 when a standing decision cites one of ``reasons``; ``enforced`` 1.0 for any
     standing decision; ``banned`` 1.0 for a standing ban. Creators without one are absent.
     """
-    _require(moderation, ("creator_id", "reason", "action", "decided_at", "overturned"), "moderation")
+    require_columns(moderation, ("creator_id", "reason", "action", "decided_at", "overturned"), "moderation")
     standing = moderation.where(~F.coalesce(F.col("overturned"), F.lit(False))
                                 & (F.to_date("decided_at") <= F.lit(run_date)))
     return standing.groupBy("creator_id").agg(
@@ -377,8 +372,8 @@ def neighbour_arrays(sampled: DataFrame, nodes: DataFrame, decisions: DataFrame,
     edge channels -- the link is a fact even when the account's features are unknown.
     Neighbours are laid out in ``slot`` order, each ``x ++ [log1p(strength), enforced, banned]``.
     """
-    _require(sampled, ("relation", "src", "dst", "strength", "slot"), "sampled neighbours")
-    _require(nodes, ("creator_id", "x"), "node vectors")
+    require_columns(sampled, ("relation", "src", "dst", "strength", "slot"), "sampled neighbours")
+    require_columns(nodes, ("creator_id", "x"), "node vectors")
     k, d, dn = spec.k, spec.node_dim, spec.nb_dim
     nb = (sampled.join(nodes.select(F.col("creator_id").alias("dst"), F.col("x").alias("nx")), "dst", "left")
           .join(decisions.select(F.col("creator_id").alias("dst"), "enforced", "banned"), "dst", "left"))
@@ -471,7 +466,7 @@ def write_graph_parquet(df: DataFrame, path: str | Path, spec: GraphSpec, num_fi
     """
     from libs.ml.petastorm_io import write_checked
 
-    _require(df, ("creator_id", "market", "label", *array_columns(spec)), "graph rows")
+    require_columns(df, ("creator_id", "market", "label", *array_columns(spec)), "graph rows")
     widths = {"x": spec.node_dim, **{f"nb_{r}": spec.k * spec.nb_dim for r in spec.relations},
               **{f"mask_{r}": spec.k for r in spec.relations}}
     bad = F.lit(False)

@@ -1,0 +1,1 @@
+"""Ecosystem strategy: multi-task value models and fairness-regulated traffic quotas."""
