@@ -27,11 +27,17 @@ than the market's average creator" and the objective weights (``strategy.w_gmv``
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from libs.platform.frames import require_columns
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from libs.platform.config import Settings
 
 # Output columns, in order: the solver's input contract plus what the report and table need.
 QUOTA_INPUT_COLUMNS = ["market", "creator_id", "gmv", "prosperity", "risk", "complaints", "merit", "eligible",
@@ -141,3 +147,29 @@ def market_supply(inputs: DataFrame, window_days: int = 28) -> DataFrame:
         raise ValueError(f"window_days must be positive, got {window_days}")
     return inputs.groupBy("market").agg(
         F.greatest(F.lit(1), F.round(F.sum("views") / window_days).cast("long")).alias("total_impressions"))
+
+
+def load_quota_rows(spark: "SparkSession", settings: "Settings", run_date: dt.date) -> DataFrame:
+    """The run date's :func:`quota_inputs` rows joined with their market's ``total_impressions``.
+
+    Reads the tables the quota depends on -- ``silver_creators``, ``creator_signals``,
+    ``creator_quality_scores`` and ``silver_moderation`` snapshots of the run date, and the run
+    date's ``entity_risk`` partition (which may legitimately be empty, but must have been written)
+    -- with the ``strategy`` settings. Shared by ``jobs/traffic_quotas.py`` and the frontier
+    benchmark so both see exactly the same problem.
+    """
+    from libs.platform import delta_io
+
+    s = settings.section("strategy")
+    day = run_date.isoformat()
+    creators = delta_io.read_snapshot(spark, settings.table("silver_creators"), day, "silver_creators")
+    signals = delta_io.read_snapshot(spark, settings.table("creator_signals"), day, "creator_signals")
+    scores = delta_io.read_snapshot(spark, settings.table("creator_quality_scores"), day, "creator_quality_scores")
+    graph_risk = delta_io.read_written_partition(spark, settings.table("entity_risk"), day, "entity_risk",
+                                                 "graph risk enters the per-impression risk")
+    moderation = delta_io.read_snapshot(spark, settings.table("silver_moderation"), day, "silver_moderation")
+    window = int(s["window_days"])
+    rows = quota_inputs(creators, signals, scores, graph_risk, moderation, run_date, window_days=window,
+                        prior_views=float(s["prior_views"]), eligible_min_cqs=float(s["eligible_min_cqs"]),
+                        max_copied_share=float(s["max_copied_share"]), new_account_days=int(s["new_account_days"]))
+    return rows.join(market_supply(rows, window), "market")
