@@ -38,7 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from libs.strategy.quota import INPUT_COLUMNS, QuotaPolicy, capacity_of, check, gini, lorenz, solve, top_share
+from libs.strategy.quota import INPUT_COLUMNS, QuotaPolicy, check, gini, lorenz, solve, top_share
 
 POPULATION_COLUMNS: tuple[str, ...] = ("creator_id", "quality", "original", "popularity", "gmv_per_engagement",
                                        "risk", "complaints", "is_new", "enforced")
@@ -241,7 +241,7 @@ def simulate_detailed(creators: pd.DataFrame, policy: QuotaPolicy, rounds: int, 
         report = check(sol.frame, policy, int(total_impressions), allow_relaxed=True)
         share = sol.frame["share"].to_numpy(dtype=np.float64)
         impressions = sol.frame["impressions"].to_numpy(dtype=np.float64)
-        cap = capacity_of(popularity, active, policy)
+        cap = sol.frame["capacity"].to_numpy(dtype=np.float64)   # the audiences the solver planned with
         eff = total_impressions * cap * -np.expm1(-share / cap)
         eng = eff * config.engagement_rate * quality * _lognormal_mean_one(rng, config.noise, n)
         gmv_i = eng * gpe * _lognormal_mean_one(rng, config.noise, n)
@@ -258,6 +258,9 @@ def simulate_detailed(creators: pd.DataFrame, policy: QuotaPolicy, rounds: int, 
             "popularity_top_share": top_share(popularity[active], policy.top_fraction),
             "merit_disparity": report.merit_disparity, "utility": report.utility,
             "relaxation": ";".join(sol.relaxations),
+            # The constraints hold over the *servable* creators (quota.servable); ``gini`` above is
+            # the market view over every non-enforced creator, zero-exposure harmful ones included.
+            "violations": len(report.violations),
         })
         popularity = config.decay * popularity + config.follow_rate * eng
         seen_eff += eff

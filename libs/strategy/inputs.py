@@ -67,7 +67,7 @@ def _shrunk(count: Column, views: Column, market_rate: Column, prior_views: floa
 
 def quota_inputs(creators: DataFrame, signals: DataFrame, scores: DataFrame, graph_risk: DataFrame,
                  moderation: DataFrame, run_date: dt.date, *, window_days: int = 28, prior_views: float = 50.0,
-                 eligible_min_cqs: float = 70.0, max_copied_share: float = 0.0, new_account_days: int = 30,
+                 eligible_min_cqs: float = 80.0, max_copied_share: float = 0.0, new_account_days: int = 30,
                  min_merit: float = 0.01) -> DataFrame:
     """One row per creator of the run date's roster: :data:`QUOTA_INPUT_COLUMNS`.
 

@@ -17,6 +17,9 @@ a risky creator carries its full expected risk -- and the linear form keeps the 
 
 We maximise ``sum U_i(s_i)`` over ``sum s_i = 1, s_i >= 0`` with, when ``policy.regulated``:
 
+* (C0) ``s_i = 0`` for net-harmful creators (``v_i <= 0``), in both arms; the *active* set of
+  every constraint below is the non-enforced creators with ``v_i > 0`` (:func:`servable`: all
+  non-enforced ones when none has positive value);
 * (C1) ``s_i = 0`` for creators under standing enforcement (also in the unregulated baseline:
   platforms do apply bans);
 * (C2) ``s_i >= new_floor / n_active`` for eligible (high-quality and original) new creators;
@@ -292,6 +295,21 @@ def value_of(cols: Mapping[str, np.ndarray], policy: QuotaPolicy) -> np.ndarray:
             - policy.lam * cols["risk"] - policy.mu * cols["complaints"])
 
 
+def servable(cols: Mapping[str, np.ndarray], value: np.ndarray) -> np.ndarray:
+    """Creators that may receive impressions: not enforced and with positive value ``v_i > 0`` (C0).
+
+    Why value too: the fairness constraints spread exposure (floors, merit band, concentration
+    caps); over a population that includes net-harmful creators -- value <= 0 at the policy's
+    risk and complaint prices -- spreading would *force* their exposure up as the caps tighten,
+    so a higher ``lam`` would raise expected risk (measured before this rule: 2.7x the
+    unconstrained risk at lam = mu = 10). Fairness is among creators the platform would show at
+    all. If no creator of the market has positive value, every non-enforced creator is servable
+    (the least harmful then get the traffic; the market still has a defined quota).
+    """
+    ok = ~cols["enforced"] & (value > 0)
+    return ok if ok.any() else ~cols["enforced"]
+
+
 def capacity_of(popularity: np.ndarray, active: np.ndarray, policy: QuotaPolicy) -> np.ndarray:
     """``saturation * (pop + p0) / sum_active(pop + p0)``, ``p0 = capacity_prior * mean_active(pop)``.
 
@@ -549,11 +567,11 @@ def solve(frame: pd.DataFrame, total_impressions: int, policy: QuotaPolicy | Non
         raise ValueError(f"quota input already has output columns {clash}")
     cols = validate_frame(frame)
     n = len(frame)
-    active = ~cols["enforced"]
+    value = value_of(cols, policy)
+    active = servable(cols, value)
     n_active = int(active.sum())
     if n_active == 0:
         raise ValueError(f"all {n} creators are under enforcement: no one can receive impressions (C1 is never relaxed)")
-    value = value_of(cols, policy)
     capacity = capacity_of(cols["popularity"], active, policy)
     share = np.zeros(n)
     lower = np.zeros(n)
@@ -825,11 +843,10 @@ def check(allocated: pd.DataFrame, policy: QuotaPolicy | None = None, total_impr
         if not np.isfinite(arr).all():
             raise ValueError(f"column {name!r} has {int((~np.isfinite(arr)).sum())} NaN or infinite values")
     n = len(allocated)
-    active = ~cols["enforced"]
+    value = value_of(cols, eff)
+    active = servable(cols, value)
     n_active = int(active.sum())
     elig = cols["eligible"] & active
-
-    value = value_of(cols, eff)
     capacity = capacity_of(cols["popularity"], active, eff)
     for name, want in (("value", value), ("capacity", capacity)):
         got = pd.to_numeric(allocated[name], errors="coerce").to_numpy(dtype=np.float64)
@@ -861,6 +878,9 @@ def check(allocated: pd.DataFrame, policy: QuotaPolicy | None = None, total_impr
     banned = cols["enforced"] & ((share > SHARE_TOL) | (impr > 0))
     if banned.any():
         viol.append(f"C1: {int(banned.sum())} enforced creators receive exposure")
+    harmful = ~cols["enforced"] & ~active & ((share > SHARE_TOL) | (impr > 0))
+    if harmful.any():
+        viol.append(f"C0: {int(harmful.sum())} creators with non-positive value receive exposure")
 
     s_act = np.clip(share[active], 0, None) if n_active else np.zeros(1)
     g = gini(s_act) if n_active else 0.0

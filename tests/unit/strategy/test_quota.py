@@ -364,3 +364,28 @@ def test_deterministic_and_row_order_invariant():
     m = a.set_index("creator_id")["share"].sort_index()
     s = shuffled.set_index("creator_id")["share"].sort_index()
     np.testing.assert_allclose(s.to_numpy(), m.to_numpy(), atol=1e-6)
+
+
+# ---------------------------------------------------------------- C0: net-harmful creators get nothing
+
+def test_caps_never_force_exposure_onto_net_harmful_creators():
+    # 10 creators; c8, c9 have value 1 - 5*0.5 = -1.5 at lam = 5. A Gini cap of 0.1 wants exposure spread
+    # evenly: over the 8 servable creators (uniform 1/8 each: Gini 0), never over the harmful two.
+    f = market(10, risk=[0.0] * 8 + [0.5, 0.5], popularity=[100.0] + [1.0] * 9)
+    pol = QuotaPolicy(lam=5.0, max_gini=0.1, max_top_share=1.0)
+    out = allocate(f, 800, pol)
+    assert out["share"].iloc[8:].tolist() == [0.0, 0.0] and out["impressions"].iloc[8:].tolist() == [0, 0]
+    assert out["upper"].iloc[8:].tolist() == [0.0, 0.0]
+    assert check(out, pol).violations == []
+    # Hand-broken: one harmful creator gets a unit taken from c0 -> C0 violation.
+    broken = out.copy()
+    broken.loc[8, "impressions"] += 1
+    broken.loc[0, "impressions"] -= 1
+    assert any(v.startswith("C0: 1 creators with non-positive value") for v in check(broken, pol).violations)
+
+
+def test_market_without_positive_value_still_gets_a_quota():
+    # Every creator net-harmful: all non-enforced ones are servable and the least harmful gets the traffic.
+    f = market(3, risk=[0.3, 0.5, 0.9])           # values at lam 5: -0.5, -1.5, -3.5
+    out = allocate(f, 10, QuotaPolicy(lam=5.0, regulated=False))
+    assert out["impressions"].tolist() == [10, 0, 0]
