@@ -7,6 +7,8 @@ unregulated (same objective, only enforcement). Every regulated allocation goes 
 independent constraint check (:func:`libs.strategy.quota.check`); the command exits non-zero if
 one fails. Printed per setting and arm, over all markets:
 
+* ``util ret.``: the objective (expected value) of the regulated arm / the unregulated arm's at the
+  same lambda, mu -- at most 1: the constraints restrict the same problem;
 * ``GMV retained``: expected GMV of the regulated arm / the unregulated arm at the same lambda, mu
   (the price of the fairness constraints; 1 for unregulated rows);
 * ``GMV/ref``, ``risk``, ``compl.``: expected GMV, risk and complaint exposure relative to the
@@ -183,10 +185,10 @@ def main() -> int:
     points, failures = [], {}
     print("\n## Frontier (all markets; GMV ret. = regulated / unregulated at the same lambda, mu; "
           "ref = unregulated, lambda = mu = 0)")
-    print(f"{'lambda':>6} {'mu':>5} {'arm':<11} {'GMV ret.':>8} {'GMV/ref':>7} {'Gini':>6} {'top-1%':>6} {'merit disp.':>11} "
+    print(f"{'lambda':>6} {'mu':>5} {'arm':<11} {'util ret.':>9} {'GMV ret.':>8} {'GMV/ref':>7} {'Gini':>6} {'top-1%':>6} {'merit disp.':>11} "
           f"{'group disp.':>11} {'HQ share':>8} {'risk':>6} {'compl.':>6} {'checks':>7} {'solve s':>7}")
     for lam, mu in parse_settings(args.settings):
-        free_gmv = None
+        free_gmv = free_util = None
         for arm in ("unregulated", "regulated"):
             policy = dataclasses.replace(base, lam=lam, mu=mu, regulated=(arm == "regulated"))
             solved, seconds = solve_all(rows, policy)
@@ -195,16 +197,17 @@ def main() -> int:
             if not ok:
                 failures[(lam, mu, arm)] = s["violations"]
             if arm == "unregulated":
-                free_gmv = s["gmv"]
+                free_gmv, free_util = s["gmv"], s["utility"]
             point = {"lam": lam, "mu": mu, "arm": arm, "gmv_retained": s["gmv"] / free_gmv if free_gmv else None,
                      "gmv_vs_ref": s["gmv"] / ref["gmv"] if ref["gmv"] else None,
+                     "utility_retained": s["utility"] / free_util if free_util else None,
                      "gini": s["gini"], "top_share": s["top_share"], "merit_disparity": s["merit_disparity"],
                      "group_disparity": s["group_disparity"], "hq_share": s["hq_share"],
                      "risk": s["risk"] / ref["risk"] if ref["risk"] else None,
                      "complaints": s["complaints"] / ref["complaints"] if ref["complaints"] else None,
                      "checks": "pass" if ok else "FAIL", "seconds": seconds, "relaxations": s["relaxations"]}
             points.append(point)
-            print(f"{lam:>6g} {mu:>5g} {arm:<11} {fmt(point['gmv_retained']):>8} {fmt(point['gmv_vs_ref']):>7} "
+            print(f"{lam:>6g} {mu:>5g} {arm:<11} {fmt(point['utility_retained']):>9} {fmt(point['gmv_retained']):>8} {fmt(point['gmv_vs_ref']):>7} "
                   f"{fmt(s['gini']):>6} "
                   f"{fmt(s['top_share']):>6} {fmt(s['merit_disparity'], 2):>11} {fmt(s['group_disparity'], 2):>11} "
                   f"{fmt(s['hq_share']):>8} {fmt(point['risk']):>6} {fmt(point['complaints']):>6} "
