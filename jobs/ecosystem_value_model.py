@@ -403,7 +403,9 @@ def main(run_date: dt.date, env: str, label_days: int | None = None, kinds: Sequ
             f"ecosystem value model ({best}), labels {label_start}..{label_end}, features as of {feature_date}.\n\n"
             + table + "\n\n" + "\n".join(verdict)))
         promoted, reason = promote_if_better(client, model_name, version, str(ml["champion_alias"]),
-                                             vm.PRIMARY_METRIC, vm.MARKET_PREFIX, float(ml["market_tolerance"]))
+                                             vm.PRIMARY_METRIC, vm.MARKET_PREFIX, float(ml["market_tolerance"]),
+                                             # the weighted mean AUC is only comparable under the same task weights
+                                             same_param_prefixes=("task_weight.",))
         all_metrics = {f"{name}.{k}": float(v) for name, ev in results.items()
                        for k, v in vm.flat_metrics(ev, eff).items()}
         evaluation = spark.createDataFrame([{

@@ -23,7 +23,7 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import mlflow
 import numpy as np
@@ -173,7 +173,8 @@ def _record(client: Any, name: str, version: str, alias: str, decision: str, rea
 
 
 def promote_if_better(client: Any, name: str, version: str | int, alias: str, metric_key: str,
-                      per_market_key_prefix: str, tolerance: float) -> tuple[bool, str]:
+                      per_market_key_prefix: str, tolerance: float,
+                      same_param_prefixes: Sequence[str] = ()) -> tuple[bool, str]:
     """Point ``alias`` at ``version`` if it beats the current holder; returns ``(promoted, reason)``.
 
     Higher metrics are better (AUCs). Metrics come from each version's source run:
@@ -185,6 +186,10 @@ def promote_if_better(client: Any, name: str, version: str | int, alias: str, me
     Markets only the challenger has (a new market) do not block. Differences under 1e-9 count as
     equal. The metrics must come from comparable hold-outs (the evaluating job scores both models
     on the same window) -- this rule cannot tell. Decision and reason are tagged on ``version``.
+
+    ``same_param_prefixes``: run params whose keys start with one of these must be identical in
+    both source runs, else refuse -- e.g. the task weights a weighted-mean metric is computed with:
+    a higher number under different weights is not "better".
     """
     version = str(version)
     challenger = client.get_model_version(name, version)
@@ -202,6 +207,16 @@ def promote_if_better(client: Any, name: str, version: str | int, alias: str, me
     champ_v = str(champion.version)
     mine, theirs = _run_metrics(client, challenger) or {}, _run_metrics(client, champion) or {}
     refusals: list[str] = []
+    if same_param_prefixes:
+        def params(mv: Any) -> dict[str, str]:
+            got = dict(client.get_run(mv.run_id).data.params) if mv.run_id else {}
+            return {k: v for k, v in got.items() if k.startswith(tuple(same_param_prefixes))}
+
+        p_mine, p_theirs = params(challenger), params(champion)
+        differ = sorted(k for k in set(p_mine) | set(p_theirs) if p_mine.get(k) != p_theirs.get(k))
+        if differ:
+            refusals.append(f"not comparable with champion v{champ_v}: params differ "
+                            + ", ".join(f"{k} {p_mine.get(k)!r} vs {p_theirs.get(k)!r}" for k in differ))
     if metric_key not in mine:
         refusals.append(f"challenger v{version} has no metric '{metric_key}' in its source run")
     if metric_key not in theirs:

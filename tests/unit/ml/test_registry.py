@@ -35,11 +35,13 @@ def store(tmp_path_factory):
         mlflow.set_tracking_uri(previous)
 
 
-def _version(client, exp_id: str, name: str, metrics: dict[str, float]) -> str:
+def _version(client, exp_id: str, name: str, metrics: dict[str, float], params: dict[str, str] | None = None) -> str:
     """A model version whose source run carries ``metrics`` (no model needed to test the rule)."""
     run = client.create_run(exp_id)
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, value)
+    for key, value in (params or {}).items():
+        client.log_param(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name)
@@ -114,3 +116,22 @@ def test_pyfunc_round_trip_through_the_registry(store, seq_spec, seq_data):
     assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/sequence_spec.json") == seq_spec.to_dict()
     with pytest.raises(Exception, match="seq_len"):
         loaded.predict(frame.assign(seq_len=0))
+
+
+def test_promotion_refuses_runs_scored_under_different_weights(store):
+    client, exp_id, _ = store
+    name = "weighted_model"
+    promote = dict(alias=ALIAS, metric_key=METRIC, per_market_key_prefix=PREFIX, tolerance=0.02,
+                   same_param_prefixes=("task_weight.",))
+    v1 = _version(client, exp_id, name, {METRIC: 0.70, f"{PREFIX}US": 0.70},
+                  {"task_weight.risk": "1.0", "task_weight.complaint": "1.0", "epochs": "5"})
+    assert promote_if_better(client, name, v1, **promote)[0]
+    # Far better, but its weighted mean AUC drops the complaint task (weight 0): not comparable.
+    v2 = _version(client, exp_id, name, {METRIC: 0.90, f"{PREFIX}US": 0.90},
+                  {"task_weight.risk": "1.0", "task_weight.complaint": "0.0", "epochs": "9"})
+    ok, reason = promote_if_better(client, name, v2, **promote)
+    assert not ok and "task_weight.complaint '0.0' vs '1.0'" in reason and "epochs" not in reason
+    # Same weights (other params may differ): the ordinary rule applies and promotes.
+    v3 = _version(client, exp_id, name, {METRIC: 0.90, f"{PREFIX}US": 0.90},
+                  {"task_weight.risk": "1.0", "task_weight.complaint": "1.0", "epochs": "9"})
+    assert promote_if_better(client, name, v3, **promote)[0]
