@@ -49,3 +49,17 @@ def spark(settings):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: intra-op threads only contend (seconds -> tenths).
+
+    Opt-in (``pytest.mark.usefixtures("one_torch_thread")``): Spark-only tests never import torch.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

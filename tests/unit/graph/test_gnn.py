@@ -28,20 +28,11 @@ from pyspark.testing import assertDataFrameEqual
 from libs.graph import gnn
 from schemas import creator_signals as signals_schema
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:petastorm")
+pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning:petastorm"), pytest.mark.usefixtures("one_torch_thread")]
 
 RUN = dt.date(2026, 11, 1)
 EDGE_SCHEMA = "src string, dst string, edge_type string, weight double"
 PAIR_SCHEMA = "relation string, src string, dst string, strength double"
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared 2-core machine: intra-op threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,6 @@ ROW_SCHEMA = "creator_id string, market string, seq array<float>, seq_len int, l
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared 2-core machine: intra-op threads only contend (seconds -> tenths)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
+    """Every ML-layer test runs torch on one intra-op thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)

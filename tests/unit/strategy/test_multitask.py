@@ -17,18 +17,9 @@ from sklearn.metrics import roc_auc_score
 from libs.ml.distributed import load_rank_result, write_rank_result
 from libs.strategy import multitask as mt
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:petastorm")
+pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning:petastorm"), pytest.mark.usefixtures("one_torch_thread")]
 
 LN2 = math.log(2.0)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared 2-core machine: intra-op threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_spec(w_conv: float = 1.0, w_gmv: float = 1.0) -> mt.MultiTaskSpec:
