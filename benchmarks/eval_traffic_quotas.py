@@ -118,26 +118,21 @@ def fmt(x: Any, digits: int = 3) -> str:
 
 
 def plot_frontier(points: list[dict[str, Any]], path: Path) -> str:
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from libs.platform.plots import saved_axes
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for arm, marker in (("regulated", "o"), ("unregulated", "x")):
-        pts = [p for p in points if p["arm"] == arm]
-        ax.plot([p["gini"] for p in pts], [p["gmv_vs_ref"] for p in pts], marker=marker, linestyle="-", label=arm)
-        for p in pts:
-            ax.annotate(f"λ={p['lam']:g},μ={p['mu']:g}", (p["gini"], p["gmv_vs_ref"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel("exposure Gini (impression-weighted over markets)")
-    ax.set_ylabel("expected GMV vs unconstrained (unregulated, λ = μ = 0)")
-    ax.set_title("Traffic-quota frontier")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_axes(path, (6.5, 4.5), dpi=120) as ax:
+        for arm, marker in (("regulated", "o"), ("unregulated", "x")):
+            pts = [p for p in points if p["arm"] == arm]
+            ax.plot([p["gini"] for p in pts], [p["gmv_vs_ref"] for p in pts], marker=marker, linestyle="-",
+                    label=arm)
+            for p in pts:
+                ax.annotate(f"λ={p['lam']:g},μ={p['mu']:g}", (p["gini"], p["gmv_vs_ref"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel("exposure Gini (impression-weighted over markets)")
+        ax.set_ylabel("expected GMV vs unconstrained (unregulated, λ = μ = 0)")
+        ax.set_title("Traffic-quota frontier")
+        ax.grid(alpha=0.3)
+        ax.legend()
     return str(path)
 
 

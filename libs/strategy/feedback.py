@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from libs.platform.plots import saved_axes
 from libs.strategy.quota import INPUT_COLUMNS, QuotaPolicy, check, gini, lorenz, solve, top_share
 
 POPULATION_COLUMNS: tuple[str, ...] = ("creator_id", "quality", "original", "popularity", "gmv_per_engagement",
@@ -313,21 +314,12 @@ def compare(creators: pd.DataFrame, policy: QuotaPolicy, rounds: int, total_impr
 
 
 # --------------------------------------------------------------------------------------------
-# Plots (Agg backend: files only, no display needed on a cluster node)
+# Plots (Agg canvas, files only: libs.platform.plots)
 # --------------------------------------------------------------------------------------------
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def _line_plot(comparison: Comparison, column: str, ylabel: str, title: str, path: str | os.PathLike,
                hline: float | None = None, hlabel: str = "") -> str:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    try:
+    with saved_axes(path, (6.4, 4.0)) as ax:
         for arm in ARMS:
             d = comparison.metrics[comparison.metrics["arm"] == arm]
             ax.plot(d["round"], d[column], marker="o", markersize=3, label=arm)
@@ -337,11 +329,6 @@ def _line_plot(comparison: Comparison, column: str, ylabel: str, title: str, pat
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
-        fig.tight_layout()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
     return str(path)
 
 
@@ -359,9 +346,7 @@ def plot_hq_share(comparison: Comparison, path: str | os.PathLike) -> str:
 
 def plot_lorenz(comparison: Comparison, path: str | os.PathLike) -> str:
     """Lorenz curves of the last round's exposure (active creators) for both arms; returns the PNG path."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 5.0))
-    try:
+    with saved_axes(path, (5.0, 5.0)) as ax:
         for arm in ARMS:
             fin = comparison.final[arm]
             p, l = lorenz(fin.loc[~fin["enforced"], "share"].to_numpy())
@@ -371,11 +356,6 @@ def plot_lorenz(comparison: Comparison, path: str | os.PathLike) -> str:
         ax.set_ylabel("cumulative share of impressions")
         ax.set_title("Lorenz curves, last round")
         ax.legend()
-        fig.tight_layout()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
     return str(path)
 
 
