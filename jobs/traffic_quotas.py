@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from libs.graph.materialize import RoundStore
 from libs.platform import delta_io
@@ -43,7 +44,9 @@ from schemas import traffic_quotas as schema
 
 TABLE = "traffic_quotas"
 REPORT = "traffic_quota_report"
-SOLVED_COLUMNS = [f.name for f in schema.SCHEMA.fields if f.name != "dt"]
+# applyInPandas output types: the tables' schemas without the run-date column the write adds.
+SOLVED_STRUCT = StructType([f for f in schema.SCHEMA.fields if f.name != "dt"])
+REPORT_STRUCT = StructType([f for f in report_schema.SCHEMA.fields if f.name != "dt"])
 
 
 class QuotaConstraintViolation(RuntimeError):
@@ -69,7 +72,7 @@ def solver(policy: quota.QuotaPolicy) -> Callable[[pd.DataFrame], pd.DataFrame]:
         by_id = regulated["creator_id"]
         regulated["unregulated_impressions"] = by_id.map(unregulated["impressions"]).astype("int64")
         regulated["unregulated_share"] = by_id.map(unregulated["share"]).astype("float64")
-        return regulated[SOLVED_COLUMNS]
+        return regulated[SOLVED_STRUCT.names]
 
     return solve
 
@@ -93,7 +96,7 @@ def _metrics_row(market: str, frame: pd.DataFrame, policy: quota.QuotaPolicy) ->
         "group_disparity": m["group_disparity"], "hq_original_share": m["hq_original_share"],
         "hq_original_share_unregulated": u["hq_original_share"],
         "relaxations": list(reg.relaxations), "violations": list(reg.violations) + [f"unregulated: {v}" for v in free.violations],
-        "policy": json.dumps(dataclasses.asdict(policy), sort_keys=True),
+        "policy": json.dumps(policy.to_dict(), sort_keys=True),
     }
 
 
@@ -101,27 +104,19 @@ def checker(policy: quota.QuotaPolicy) -> Callable[[pd.DataFrame], pd.DataFrame]
     """The per-market ``applyInPandas`` function: :func:`quota.check` on the solved rows, one report row."""
     def check(frame: pd.DataFrame) -> pd.DataFrame:
         row = _metrics_row(str(frame["market"].iloc[0]), frame, policy)
-        out = pd.DataFrame([row])
-        for col in out.columns:     # numpy scalars / NaN -> plain values Arrow maps onto the schema
-            if out[col].dtype == object:
-                continue
-            out[col] = out[col].astype("float64" if col not in ("creators", "eligible_creators", "enforced_creators",
-                                                                 "total_impressions") else "int64")
-        return out.replace({np.nan: None})
+        return pd.DataFrame([row]).replace({np.nan: None})      # an undefined metric is null, not NaN
 
     return check
 
 
 def quota_reports(solved: DataFrame, policy: quota.QuotaPolicy) -> DataFrame:
     """One :mod:`schemas.traffic_quota_report` row per market of ``solved`` (without ``dt``)."""
-    report_struct = report_schema.SCHEMA.__class__([f for f in report_schema.SCHEMA.fields if f.name != "dt"])
-    return solved.groupBy("market").applyInPandas(checker(policy), schema=report_struct)
+    return solved.groupBy("market").applyInPandas(checker(policy), schema=REPORT_STRUCT)
 
 
 def solve_markets(rows: DataFrame, policy: quota.QuotaPolicy) -> DataFrame:
     """``quota_inputs`` rows joined with ``total_impressions`` -> :mod:`schemas.traffic_quotas` rows (no ``dt``)."""
-    solved_struct = schema.SCHEMA.__class__([f for f in schema.SCHEMA.fields if f.name != "dt"])
-    return rows.groupBy("market").applyInPandas(solver(policy), schema=solved_struct)
+    return rows.groupBy("market").applyInPandas(solver(policy), schema=SOLVED_STRUCT)
 
 
 def publish(spark: SparkSession, settings: Settings, solved: DataFrame, policy: quota.QuotaPolicy,
@@ -155,7 +150,7 @@ def main(run_date: dt.date, env: str, lam: float | None = None, mu: float | None
         # (a second evaluation of the pandas solver could only cost time, never differ).
         solved = store.put(solve_markets(rows, policy), "solved")
         reports = publish(spark, settings, solved, policy, day)
-    summary = {"table": TABLE, "run_date": day, "markets": len(reports), "policy": dataclasses.asdict(policy),
+    summary = {"table": TABLE, "run_date": day, "markets": len(reports), "policy": policy.to_dict(),
                "reports": reports, "seconds": round(time.time() - started, 1)}
     for r in reports:
         print(f"[{TABLE}] {day} {r['market']}: {r['creators']:,} creators, {r['total_impressions']:,} impressions; "
