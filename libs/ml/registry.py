@@ -150,10 +150,12 @@ def log_and_register(run: Any, model: Any, spec: SequenceSpec, hparams: Mapping[
     return version
 
 
-def _run_metrics(client: Any, model_version: Any) -> dict[str, float] | None:
+def _run_data(client: Any, model_version: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """``(metrics, params)`` of a version's source run (one lookup); empty when it has no run."""
     if not model_version.run_id:
-        return None
-    return dict(client.get_run(model_version.run_id).data.metrics)
+        return {}, {}
+    data = client.get_run(model_version.run_id).data
+    return dict(data.metrics), dict(data.params)
 
 
 def _champion(client: Any, name: str, alias: str) -> Any | None:
@@ -205,14 +207,13 @@ def promote_if_better(client: Any, name: str, version: str | int, alias: str, me
         log.info("%s: %s", name, reason)
         return True, reason
     champ_v = str(champion.version)
-    mine, theirs = _run_metrics(client, challenger) or {}, _run_metrics(client, champion) or {}
+    (mine, mine_params), (theirs, their_params) = _run_data(client, challenger), _run_data(client, champion)
     refusals: list[str] = []
     if same_param_prefixes:
-        def params(mv: Any) -> dict[str, str]:
-            got = dict(client.get_run(mv.run_id).data.params) if mv.run_id else {}
-            return {k: v for k, v in got.items() if k.startswith(tuple(same_param_prefixes))}
+        def pinned(params: Mapping[str, str]) -> dict[str, str]:
+            return {k: v for k, v in params.items() if k.startswith(tuple(same_param_prefixes))}
 
-        p_mine, p_theirs = params(challenger), params(champion)
+        p_mine, p_theirs = pinned(mine_params), pinned(their_params)
         differ = sorted(k for k in set(p_mine) | set(p_theirs) if p_mine.get(k) != p_theirs.get(k))
         if differ:
             refusals.append(f"not comparable with champion v{champ_v}: params differ "
