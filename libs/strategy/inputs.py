@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
 from libs.platform.frames import require_columns
 
@@ -137,16 +138,19 @@ def quota_inputs(creators: DataFrame, signals: DataFrame, scores: DataFrame, gra
         F.col("views").cast("long").alias("views"), F.col("cqs"))
 
 
-def market_supply(inputs: DataFrame, window_days: int = 28) -> DataFrame:
-    """``(market, total_impressions)``: a market's daily impressions = its window's views / window days.
+def with_market_supply(inputs: DataFrame, window_days: int = 28) -> DataFrame:
+    """``inputs`` plus ``total_impressions``: its market's daily impressions = window views / window days.
 
     The quota redistributes the traffic a market actually has; it does not invent demand. At least
     one impression per market with creators (a market with no views yet still gets a defined quota).
+    A window sum over the market, not an aggregate joined back: the inputs' plan (several table
+    joins) is evaluated once.
     """
     if window_days <= 0:
         raise ValueError(f"window_days must be positive, got {window_days}")
-    return inputs.groupBy("market").agg(
-        F.greatest(F.lit(1), F.round(F.sum("views") / window_days).cast("long")).alias("total_impressions"))
+    market_views = F.sum("views").over(Window.partitionBy("market"))
+    return inputs.withColumn("total_impressions",
+                             F.greatest(F.lit(1), F.round(market_views / window_days).cast("long")))
 
 
 def load_quota_rows(spark: "SparkSession", settings: "Settings", run_date: dt.date) -> DataFrame:
@@ -172,4 +176,4 @@ def load_quota_rows(spark: "SparkSession", settings: "Settings", run_date: dt.da
     rows = quota_inputs(creators, signals, scores, graph_risk, moderation, run_date, window_days=window,
                         prior_views=float(s["prior_views"]), eligible_min_cqs=float(s["eligible_min_cqs"]),
                         max_copied_share=float(s["max_copied_share"]), new_account_days=int(s["new_account_days"]))
-    return rows.join(market_supply(rows, window), "market")
+    return with_market_supply(rows, window)

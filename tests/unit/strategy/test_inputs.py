@@ -67,7 +67,9 @@ def test_quota_inputs_by_hand(spark, frames):
 
 
 def test_market_supply(spark, frames):
-    out = inputs.market_supply(inputs.quota_inputs(*frames, RUN, prior_views=100.0), window_days=28)
+    rows = inputs.with_market_supply(inputs.quota_inputs(*frames, RUN, prior_views=100.0), window_days=28)
+    assert rows.count() == 6        # a column on every creator's row, no row added or lost
+    out = rows.select("market", "total_impressions").distinct()
     # US: (100 + 0 + 100 + 200) / 28 = 14.3 -> 14 (the enforced creator's audience is redistributed, not lost);
     # BR has no views but still gets a defined quota of 1.
     assertDataFrameEqual(out, spark.createDataFrame([("US", 14), ("BR", 1)], "market string, total_impressions long"))
