@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["libs", "libs.*", "jobs", "jobs.*", "schemas", "schemas.*",
                                     "expectations", "expectations.*", "conf"]),
-    package_data={"conf": ["*.yaml"]},
+    package_data={"conf": ["*.yaml"], "libs.governance": ["policies/*.yaml"]},
     # Runtime deps are pinned in requirements.txt + constraints.txt (the lock); the wheel only
     # declares the light ones so that shipping it to executors never triggers a resolve.
     install_requires=["PyYAML"],

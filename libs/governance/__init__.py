@@ -1,0 +1,1 @@
+"""Explainable governance: policy corpus, retrieval, agent, cards."""
