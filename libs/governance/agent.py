@@ -29,6 +29,7 @@ violation omitted" -- the prompt-injection tests exercise exactly that.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -234,6 +235,21 @@ def retrieve(case: Case, support: Mapping[str, Support], index: Any, k: int, mod
     return out
 
 
+def citable(violation_type: str, retrieved: Sequence[Retrieved], corpus: PolicyCorpus) -> list[str]:
+    """The clauses a decision must cite for a violation: the best-ranked retrieved clauses of its type
+    (for its own query), at most :data:`MAX_CLAUSES_PER_VIOLATION`.
+
+    Fixed by retrieval, not chosen by the backend: a backend free to pick among the retrieved
+    clauses could cite only the most lenient ladder and lower the step (a prompt-injected model
+    would do exactly that), so the validator demands this list.
+    """
+    ids: list[str] = []
+    for r in sorted((r for r in retrieved if r.violation_type == violation_type), key=lambda r: r.rank):
+        if r.clause_id not in ids and corpus.clause(r.clause_id).violation_type == violation_type:
+            ids.append(r.clause_id)
+    return ids[:MAX_CLAUSES_PER_VIOLATION]
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -255,12 +271,7 @@ class GroundedComposer:
                corpus: PolicyCorpus) -> Decision:
         violations = []
         for vt, s in support.items():
-            hits = sorted((r for r in retrieved if r.violation_type == vt), key=lambda r: r.rank)
-            ids: list[str] = []
-            for r in hits:
-                if corpus.clause(r.clause_id).violation_type == vt and r.clause_id not in ids:
-                    ids.append(r.clause_id)
-            ids = ids[:MAX_CLAUSES_PER_VIOLATION]
+            ids = citable(vt, retrieved, corpus)
             clauses = [corpus.clause(c) for c in ids]
             prior = prior_actions(case, vt)
             violations.append(Violation(vt, tuple(ids), s.evidence_ids, highest_severity(clauses), prior,
@@ -269,13 +280,36 @@ class GroundedComposer:
         return dataclasses.replace(decision, education_text=education_text(case, decision, corpus))
 
 
+# Identifiers of *other* accounts, videos and internal groups in the evidence lines: reviewers see
+# them on the card, the creator must not (another account's identity is not theirs to learn).
+_PRIVATE = (
+    (re.compile(r"\boperator (?:cr|creator)[_:][0-9A-Za-z_]+"), "a banned operator"),
+    (re.compile(r"\b(?:infra|lockstep|dense|trade|sybil):[0-9A-Za-z_]+ ?"), ""),
+    (re.compile(r"\b(?:cr|creator)[_:][0-9A-Za-z_]+"), "another account"),
+    (re.compile(r"\b(?:vd|video)[_:][0-9A-Za-z_]+"), "a video"),
+)
+
+
+def creator_facing(text: str, creator_id: str) -> str:
+    """An evidence line with other accounts', videos' and groups' identifiers removed (the creator's own kept)."""
+    own = "\x00own\x00"
+    out = text.replace(creator_id, own)
+    for pattern, repl in _PRIVATE:
+        out = pattern.sub(repl, out)
+    return out.replace(own, creator_id)
+
+
 def education_text(case: Case, decision: Decision, corpus: PolicyCorpus) -> str:
-    """Creator-facing text: per violation what was found (with values), the rule, what to do, what comes next."""
+    """Creator-facing text: per violation what was found (with values), the rule, what to do, what comes next.
+
+    Evidence lines pass through :func:`creator_facing`: no other account's identifier reaches the creator.
+    """
     if not decision.violations:
         return "No policy violation was established for your account in this review."
     parts = []
     for v in decision.violations:
-        found = "; ".join(str(case.item(i)["detail"]) for i in v.evidence_ids if case.item(i) is not None)
+        found = "; ".join(creator_facing(str(case.item(i)["detail"]), case.creator_id)
+                          for i in v.evidence_ids if case.item(i) is not None)
         label = v.violation_type.replace("_", " ")
         if not v.clause_ids:
             parts.append(f"Possible {label}. What we found: {found}. A policy specialist will review this case "
@@ -332,6 +366,11 @@ def validate(decision: Decision, case: Case, support: Mapping[str, Support], ret
             if clause.violation_type != vt:
                 errors.append(f"{vt}: cites {cid}, a clause about {clause.violation_type}")
             clauses.append(clause)
+        if vt in support and not errors_for(vt, errors):
+            want_ids = citable(vt, retrieved, corpus)
+            if list(v.clause_ids) != want_ids:
+                errors.append(f"{vt}: cites {list(v.clause_ids)}, the best-ranked retrieved clauses of its type are "
+                              f"{want_ids} (a backend may not choose a more lenient clause)")
         for eid in v.evidence_ids:
             if case.item(eid) is None:
                 errors.append(f"{vt}: cites evidence {eid}, which is not in the case (evidence not present)")
@@ -351,11 +390,21 @@ def validate(decision: Decision, case: Case, support: Mapping[str, Support], ret
                           "(contradicts the evidence)")
     if not decision.education_text.strip():
         errors.append("education text is empty")
+    for v in decision.violations:
+        # The creator must be told what was cited and what happens now, whatever wrote the text.
+        for token in [*v.clause_ids, *([v.step.replace("_", " ")] if v.step else [])]:
+            if token.lower() not in decision.education_text.lower():
+                errors.append(f"{v.violation_type}: education text does not mention {token!r}")
     lowered = decision.education_text.lower()
     for text in case.creator_text:
         if len(text.strip()) >= ECHO_MIN_CHARS and text.strip().lower() in lowered:
             errors.append(f"education text repeats creator-written text {text[:40]!r} (creator text is data)")
     return errors
+
+
+def errors_for(violation_type: str, errors: Sequence[str]) -> bool:
+    """Whether ``errors`` already hold a citation error for this violation (one clear reason is enough)."""
+    return any(e.startswith(f"{violation_type}: cites ") for e in errors)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -149,3 +149,37 @@ def test_validator_rejects_creator_text_echoed_into_the_education_text(good):
     c, s, retrieved, d = good
     echo = dataclasses.replace(d, education_text=d.education_text + " Brand new owner, same great deals!")
     assert any("creator-written text" in e for e in agent.validate(echo, c, s, retrieved, CORPUS))
+
+
+def test_validator_rejects_education_text_that_hides_the_citation_or_the_step(good):
+    c, s, retrieved, d = good
+    vague = dataclasses.replace(d, education_text="Please review our community guidelines.")
+    errors = agent.validate(vague, c, s, retrieved, CORPUS)
+    assert "account_trading: education text does not mention 'ACCT-1'" in errors
+    assert "account_trading: education text does not mention 'suspension'" in errors
+
+
+def test_validator_rejects_a_lenient_subset_of_the_retrieved_clauses():
+    c = case([ev("E1", "quality_model", "p_low_effort", 0.8, 0.3)])
+    s = agent.supported(c)
+    retrieved = agent.retrieve(c, s, FixedIndex(["LOW-2", "LOW-1"]), k=3)
+    d = agent.GroundedComposer().decide(c, s, retrieved, CORPUS)
+    assert d.violations[0].clause_ids == ("LOW-2", "LOW-1") and d.violations[0].step == "traffic_limit"
+    lenient = agent.Violation("low_effort_selling", ("LOW-1",), ("E1",), "low", 0, "warning")
+    errors = agent.validate(dataclasses.replace(d, violations=(lenient,)), c, s, retrieved, CORPUS)
+    assert any("may not choose a more lenient clause" in e for e in errors)
+
+
+def test_education_text_never_names_other_accounts_or_internal_groups():
+    c = agent.Case("cr_7", "TH", (
+        {"evidence_id": "E1", "source": "migration", "name": "operator_account", "value": 2.3, "reference": 2.0,
+         "detail": "likely account #3 of operator cr_000127 (1 banned account(s)): shares 2 resource(s)"},
+        {"evidence_id": "E2", "source": "syndicate", "name": "shared_infrastructure", "value": 1.4, "reference": None,
+         "detail": "shared_infrastructure syndicate infra:cr_000127 (5 members, role account): shares 1 payout "
+                   "account(s) with 4 of 4 other accounts; cr_7 copied vd_8a40 from cr_0099"}), ())
+    text = agent.explain(c, FixedIndex(["ACCT-1"]), CORPUS).decision.education_text
+    assert "cr_000127" not in text and "cr_0099" not in text and "vd_8a40" not in text and "infra:" not in text
+    assert ("shared_infrastructure syndicate (5 members, role account): shares 1 payout account(s) with 4 of 4 "
+            "other accounts; cr_7 copied a video from another account") == agent.creator_facing(
+        c.evidence[1]["detail"], "cr_7")
+    assert agent.creator_facing(c.evidence[0]["detail"], "cr_7").startswith("likely account #3 of a banned operator (")
