@@ -3,9 +3,13 @@
     cgov run smoke_graph_metrics --run-date 2026-11-01 --env local
     cgov list
     cgov pipeline --run-date 2026-11-01 --env local
+    cgov pipeline --run-date 2026-11-01 --env local --dags daily,maintenance
 
 Jobs are the modules ``jobs/<table_it_writes>.py``; the same modules run under spark-submit, so
-what a data engineer runs locally is what Airflow schedules.
+what a data engineer runs locally is what Airflow schedules. ``cgov pipeline`` runs the selected
+DAGs of ``conf/pipeline.yaml`` (default: all) as one graph -- ``depends_on`` plus the cross-DAG
+``needs`` -- so a fresh machine goes from ingestion through training, scoring and maintenance in
+one command (see :meth:`libs.platform.pipeline.PipelineSet.merged`).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Sequence
 
 import jobs
 from libs.platform.jobargs import run_date
+from libs.platform.pipeline import PipelineError, job_arguments, load_pipelines
 
 
 class UnknownJobError(LookupError):
@@ -47,15 +52,35 @@ def run_named_job(name: str, argv: Sequence[str]) -> None:
     print(f"[cgov] {name} finished in {time.monotonic() - started:.1f}s", flush=True)
 
 
+def run_pipeline(run_date: str, env: str, dags: Sequence[str] | None = None) -> list[str]:
+    """Run the selected DAGs (ids or suffixes; empty = all) as one graph; returns the jobs run, in order.
+
+    The whole order is printed before the first job starts, with every need that lies outside the
+    selection (that job then reads what the need's job last wrote, e.g. the registered champion).
+    """
+    merged = load_pipelines().merged(dags)
+    order = merged.topological_order()
+    print(f"[cgov] pipeline {merged.dag_id} for {run_date} (env={env}): {len(order)} tasks", flush=True)
+    for i, task in enumerate(order, start=1):
+        outside = f"   (outside this run, reads the latest output of: {', '.join(task.needs)})" if task.needs else ""
+        print(f"[cgov] {i:>3}. {task.job}{outside}", flush=True)
+    for task in order:
+        run_named_job(task.job, job_arguments(task, env, run_date))
+    return [t.job for t in order]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cgov", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one job", add_help=False)
     run.add_argument("job")
     sub.add_parser("list", help="list the jobs")
-    pipe = sub.add_parser("pipeline", help="run the pipeline of conf/pipeline.yaml in dependency order")
+    pipe = sub.add_parser("pipeline", help="run DAGs of conf/pipeline.yaml as one graph in dependency order")
     pipe.add_argument("--run-date", type=run_date, required=True)
     pipe.add_argument("--env", default="local")
+    pipe.add_argument("--dags", default="",
+                      help="comma-separated DAG ids or their suffixes (daily, weekly_retraining, maintenance); "
+                           "default: every DAG")
     args, rest = parser.parse_known_args(argv)
     try:
         if args.command == "list":
@@ -65,11 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             if rest:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
-            from libs.platform.pipeline import load_pipeline
-
-            for task in load_pipeline().topological_order():
-                run_named_job(task.job, ["--run-date", args.run_date.isoformat(), "--env", args.env, *task.args])
-    except UnknownJobError as exc:
+            run_pipeline(args.run_date.isoformat(), args.env, args.dags.split(","))
+    except (UnknownJobError, PipelineError) as exc:
         print(f"cgov: error: {exc}", file=sys.stderr)
         return 2
     return 0
