@@ -1,8 +1,8 @@
 """traffic_quotas end to end on the session's small simulated world: quality + graph risk -> quotas + report.
 
 Its upstream tables (creator_quality_scores, entity_risk) are produced by the other end-to-end
-modules when the whole suite runs; run alone, the fixture runs the missing upstream jobs itself
-(each is idempotent), so this module never depends on test order.
+modules when the whole suite runs; run alone, :func:`tests.e2e.conftest.ensure_upstream` runs
+the missing upstream jobs (each is idempotent), so this module never depends on test order.
 """
 from __future__ import annotations
 
@@ -13,37 +13,18 @@ import pytest
 from pyspark.sql import functions as F
 
 from libs.platform import delta_io
-from tests.e2e.conftest import LANDING
+from tests.e2e.conftest import LANDING, ensure_upstream
 
 pytestmark = pytest.mark.slow
 RUN = LANDING["run_date"]
 DAY = RUN.isoformat()
 
 
-def _ensure_upstream(spark, settings) -> None:
-    if not delta_io.partition_written(spark, settings.table("creator_quality_scores"), DAY):
-        import jobs.creator_quality_model as model_job
-        import jobs.creator_quality_scores as scores_job
-        import jobs.creator_signals as signals_job
-        import jobs.video_copies as copies_job
-
-        copies_job.main(run_date=RUN, env="local")
-        signals_job.main(run_date=RUN, env="local")
-        model_job.main(run_date=RUN, env="local", epochs=1)
-        scores_job.main(run_date=RUN, env="local")
-    if not delta_io.partition_written(spark, settings.table("entity_risk"), DAY):
-        import jobs.entity_risk as risk_job
-        import jobs.graph_edges as edges_job
-
-        edges_job.main(run_date=RUN, env="local", days=LANDING["days"])
-        risk_job.main(run_date=RUN, env="local")
-
-
 @pytest.fixture(scope="module")
 def quotas(spark, settings, ingested) -> dict:
     import jobs.traffic_quotas as job
 
-    _ensure_upstream(spark, settings)
+    ensure_upstream(spark, settings, ("creator_quality_scores", "entity_risk"))
     return job.main(run_date=RUN, env="local")
 
 
