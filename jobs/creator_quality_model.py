@@ -19,10 +19,14 @@ Steps:
 4. **Decision thresholds**: per abuse type, the score at 1 % false-positive rate among the
    hold-out's unlabelled creators -- the operating point enforcement uses (logged as
    ``threshold.<label>``; the scoring job reads them from the champion's run).
-5. **Register** the model (pyfunc with signature and a model card) and set ``ml.champion_alias``
-   only if it beats the current champion's ``macro_roc_auc`` and no market's AUC drops by more
-   than ``ml.market_tolerance`` (:func:`libs.ml.registry.promote_if_better`); the decision and
-   its reason are tagged on the version and written to ``model_evaluations``.
+5. **Register** the model (pyfunc with signature) and set ``ml.champion_alias`` only if it beats
+   the current champion's ``macro_roc_auc`` and no market's AUC drops by more than
+   ``ml.market_tolerance`` (:func:`libs.ml.registry.promote_if_better`); the decision and its
+   reason are tagged on the version and written to ``model_evaluations``.
+6. **Model card** (:mod:`libs.ml.model_card`), written after the decision: data window, metrics
+   per abuse type and market, the baseline beside them, market AUC spread and per-market flag /
+   false-positive rates at each threshold, per-market ROC and AUC plots, the promotion decision
+   and its reason -- ``model_card.md`` / ``.json`` in the run and the version's description.
 
     cgov run creator_quality_model --run-date 2026-11-01
     spark-submit ... jobs/creator_quality_model.py --run-date 2026-11-01 --env prod --epochs 10
@@ -74,29 +78,43 @@ def decision_thresholds(y: np.ndarray, p: np.ndarray, labels: list[str], fpr: fl
     return out
 
 
-def model_card(day: str, version: str, spec: dict, n_train: int, n_holdout: int, per_label: dict,
-               per_market: dict, base_label: dict, thresholds: dict, history: list[dict]) -> str:
-    """The Markdown card reviewers read in the registry (artifact ``model_card.md``)."""
-    lines = [f"# creator-quality sequence model, version {version}", "",
-             f"- data: activity of the {datasets.LOOKBACK_DAYS} days ending {day}; labels = standing moderation "
-             "decisions (partial: most bad actors were never caught, so unlabelled is not clean)",
-             f"- rows: {n_train} train, {n_holdout} hold-out (stable 1-in-{sq.HOLDOUT_BUCKETS} creator-id hash)",
-             f"- input: newest {spec['max_len']} tokens x {spec['n_features']} features "
-             "(video / listing / engagement day / device change)",
-             f"- training: {len(history)} epochs, last loss {history[-1]['loss']:.4f}, "
-             f"{sum(h['seconds'] for h in history):.1f}s", "",
-             "| abuse type | ROC AUC | PR AUC | recall@1% FPR | recall@5% FPR | baseline ROC AUC | threshold |",
-             "|---|---|---|---|---|---|---|"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    for name, m in per_label.items():
-        lines.append(f"| {name} | {fmt(m.get('roc_auc'))} | {fmt(m.get('pr_auc'))} | {fmt(m.get('recall_at_fpr1'))} | "
-                     f"{fmt(m.get('recall_at_fpr5'))} | {fmt(base_label[name].get('roc_auc'))} | {thresholds[name]:.3f} |")
-    lines += ["", "| market | " + " | ".join(per_label) + " |", "|---|" + "---|" * len(per_label)]
-    for market, by in per_market.items():
-        lines.append(f"| {market} | " + " | ".join(fmt(by.get(n)) for n in per_label) + " |")
-    lines += ["", "Fairness note: AUC per market above; the promotion rule refuses a challenger that loses more "
-              "than the configured tolerance in any market."]
-    return "\n".join(lines) + "\n"
+def build_card(name: str, version: str, run_id: str, run_date: dt.date, n_train: int, y_hold: np.ndarray,
+               p_model: np.ndarray, markets: np.ndarray, train_positives: dict[str, int], hyperparameters: dict[str, Any],
+               per_label: dict, per_market: dict, base_label: dict, metrics: dict[str, float],
+               thresholds: dict[str, float], history: list[dict], plots: list[str], promotion: Any) -> Any:
+    """The version's :class:`libs.ml.model_card.ModelCard`: hold-out metrics per abuse type and market,
+    the baseline beside them, and per-market rates at each abuse type's decision threshold."""
+    from libs.ml import model_card as mc
+
+    labels = list(per_label)
+    first = run_date - dt.timedelta(days=datasets.LOOKBACK_DAYS - 1)
+    market_names = sorted(per_market)
+    return mc.ModelCard(
+        title="creator-quality sequence model", model_name=name, version=str(version), run_id=run_id,
+        run_date=run_date.isoformat(),
+        window=mc.DataWindow(first.isoformat(), run_date.isoformat(), datasets.LOOKBACK_DAYS,
+                             "each creator's newest activity tokens (videos, listings, engagement days, device "
+                             "changes) of the window; labels as of the last day"),
+        labels_note="standing moderation decisions per abuse type (partial: most bad actors were never caught, so "
+                    f"unlabelled is not clean); stable 1-in-{sq.HOLDOUT_BUCKETS} creator-id hash hold-out",
+        train_rows=n_train, holdout_rows=int(len(y_hold)),
+        positives={k: mc.Positives(int(train_positives[k]), int(y_hold[:, i].sum())) for i, k in enumerate(labels)},
+        hyperparameters=hyperparameters, metric_columns=mc.BINARY_METRIC_COLUMNS, metrics=per_label,
+        by_market=per_market, model_label="model", baselines={"baseline": base_label},
+        baseline_notes={"baseline": "HistGradientBoosting per abuse type on the 7/28-day creator_signals, "
+                                    "same training creators"},
+        primary_metric=PRIMARY_METRIC,
+        primary={"model": metrics.get(PRIMARY_METRIC), "baseline": metrics.get(f"baseline.{PRIMARY_METRIC}")},
+        market_scores={who: {m: metrics.get(f"{prefix}{MARKET_PREFIX}{m}") for m in market_names}
+                       for who, prefix in (("model", ""), ("baseline", "baseline."))},
+        spread=mc.market_spread(per_market, labels),
+        operating_points=[mc.operating_point(k, y_hold[:, i], p_model[:, i], markets, thresholds[k],
+                                             f"score at {THRESHOLD_FPR:.0%} FPR among the hold-out's creators "
+                                             "without a standing decision for it; the scoring job flags with it")
+                          for i, k in enumerate(labels)],
+        plots=plots, promotion=promotion,
+        notes=[f"training: {len(history)} epochs, last loss {history[-1]['loss']:.4f}, "
+               f"{sum(h['seconds'] for h in history):.1f}s"])
 
 
 def main(run_date: dt.date, env: str, epochs: int | None = None, max_len: int | None = None, kind: str = "gru",
@@ -105,6 +123,7 @@ def main(run_date: dt.date, env: str, epochs: int | None = None, max_len: int | 
     from mlflow import MlflowClient
 
     from libs.ml import metrics as mx
+    from libs.ml import model_card as mc
     from libs.ml.distributed import run_distributed, train_sequence_model
     from libs.ml.petastorm_io import read_arrays, write_training_parquet
     from libs.ml.registry import example_frame, log_and_register, promote_if_better
@@ -192,14 +211,20 @@ def main(run_date: dt.date, env: str, epochs: int | None = None, max_len: int | 
             mlflow.log_artifacts(str(Path(mx.plot_curves(y_hold, p_base, labels, Path(tmp) / "baseline")[0]).parent),
                                  "plots/baseline")
         version = log_and_register(run, model, spec, hparams, example_frame(hold["seq"], hold["seq_len"]), name)
-        card = model_card(day, version, spec.to_dict(), len(train_ids), len(y_hold), per_label, per_market,
-                          base_label, thresholds, history)
-        mlflow.log_text(card, "model_card.md")
         run_id = run.info.run_id
     client = MlflowClient()
-    client.update_model_version(name, version, description=card)
     promoted, reason = promote_if_better(client, name, version, str(ml["champion_alias"]), PRIMARY_METRIC,
                                          MARKET_PREFIX, float(ml["market_tolerance"]))
+    # The card is written after the rule: it describes the version and the decision about it.
+    plots = ["plots/model/roc.png", "plots/model/pr.png", "plots/baseline/roc.png", "plots/baseline/pr.png"]
+    plots += mc.log_market_plots(client, run_id, y_hold, p_model, hold["market"], labels, per_market)
+    hyper = {"kind": kind, "epochs": epochs, "max_len": max_len, "n_features": spec.n_features,
+             "num_processes": ranks, "threshold_fpr": THRESHOLD_FPR,
+             **{f"pos_weight.{k}": round(float(w), 4) for k, w in zip(labels, payload["pos_weight"])}}
+    card = build_card(name, version, run_id, run_date, len(train_ids), y_hold, p_model, hold["market"], positives,
+                      hyper, per_label, per_market, base_label, metrics, thresholds, history, plots,
+                      mc.Promotion.from_registry(client, name, version))
+    mc.log_card(client, card, name, version)
 
     # 5. tables: the evaluation row and the hold-out predictions.
     evaluation = spark.createDataFrame([{
@@ -221,9 +246,11 @@ def main(run_date: dt.date, env: str, epochs: int | None = None, max_len: int | 
                "reason": reason, "macro_roc_auc": metrics.get("macro_roc_auc"),
                "baseline_macro_roc_auc": metrics.get("baseline.macro_roc_auc"), "thresholds": thresholds,
                "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1),
-               "epoch_seconds": [round(h["seconds"], 2) for h in history]}
+               "epoch_seconds": [round(h["seconds"], 2) for h in history], "model_card": mc.card_uri(run_id)}
     print(f"[{JOB}] {name} v{version}: hold-out macro AUC {_f(summary['macro_roc_auc'])} vs baseline "
           f"{_f(summary['baseline_macro_roc_auc'])}; {'PROMOTED' if promoted else 'not promoted'}: {reason}", flush=True)
+    print(f"[{JOB}] model card: {summary['model_card']} (also the description of {name} v{version} in the registry)",
+          flush=True)
     for k in labels:
         print(f"[{JOB}]   {k:<10} AUC model {_f(per_label[k]['roc_auc'])} baseline {_f(base_label[k]['roc_auc'])}"
               f"  recall@1%FPR model {_f(per_label[k]['recall_at_fpr1'])} baseline {_f(base_label[k]['recall_at_fpr1'])}",

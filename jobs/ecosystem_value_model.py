@@ -30,6 +30,10 @@ Steps:
    the pyfunc ``--model-name`` (default ``ecosystem_value``; raw ``x_num``/``x_cat`` in, one column
    per task out) and ``ml.champion_alias`` moves only if it beats the champion overall and in
    every market within ``ml.market_tolerance`` (:func:`libs.ml.registry.promote_if_better`).
+   Then its model card (:mod:`libs.ml.model_card`): data window, per-task and per-market metrics
+   beside every other model of the comparison, market AUC spread, per-market ROC and AUC plots,
+   the promotion decision and its reason -- ``model_card.md`` / ``.json`` in the run and the
+   version's description.
 6. Prints the comparison table, which tasks were skipped and why, and a verdict that says so
    plainly when multi-task does not beat the single-task control.
 
@@ -188,6 +192,73 @@ def _parquet_column(url: str, name: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# Model card
+# --------------------------------------------------------------------------------------------
+
+BASELINE_NOTES = {
+    "constant": "weighted mean training label per task (AUC 0.5 by construction): the floor",
+    "logistic": "weighted logistic regression (binary) / ridge (gmv) on x_num + one-hot x_cat",
+    "single_task": "control: one network per task at the same parameter budget",
+}
+
+
+def build_card(model_name: str, version: str, run_id: str, run_date: dt.date, best: str, results: Mapping[str, Any],
+               scores: Mapping[str, float | None], eff: Any, statuses: Sequence[Any],
+               train_stats: Mapping[str, Mapping[str, float | None]],
+               hold_stats: Mapping[str, Mapping[str, float | None]], days: tuple[dt.date, dt.date, dt.date, dt.date],
+               signal_window: int, n_train: int, n_hold: int, hyperparameters: Mapping[str, Any],
+               verdict: Sequence[str], plots: Sequence[str], promotion: Any) -> Any:
+    """The registered architecture's :class:`libs.ml.model_card.ModelCard`; every other model of the
+    comparison (baselines, the single-task control, the other architectures) sits beside it.
+
+    ``days`` = ``(feature_first, feature_date, label_start, label_end)``. The value model flags
+    nobody (its outputs are expected values for traffic allocation), so the card has no operating
+    point; fairness is the per-market spread of each task's weighted AUC.
+    """
+    from libs.ml import model_card as mc
+    from libs.strategy import value_model as vm
+
+    feature_first, feature_date, label_start, label_end = days
+    names = [best, *(n for n in results if n != best)]
+    binary = {t.name for t in eff.tasks if t.kind == "binary"}
+
+    def positives(stats: Mapping[str, Mapping[str, float | None]], task: str) -> int | None:
+        return int(stats[task]["positives"] or 0) if task in binary else None
+
+    skipped = [f"task {s.name} trained with loss weight 0 ({s.reason}): its metrics above are those of an "
+               "untrained head and are left out of the weighted mean AUC" for s in statuses if not s.usable]
+    return mc.ModelCard(
+        title=f"ecosystem value model ({best})", model_name=model_name, version=version, run_id=run_id,
+        run_date=run_date.isoformat(),
+        window=mc.DataWindow(feature_first.isoformat(), label_end.isoformat(),
+                             (label_end - feature_first).days + 1,
+                             f"creator features from the {signal_window}-day creator_signals window "
+                             f"{feature_first}..{feature_date}; view impressions and their labels "
+                             f"{label_start}..{label_end}"),
+        labels_note="five outcomes of each sampled view impression (conversion, gmv, engagement, complaint, "
+                    "enforcement risk); metrics weighted by the inverse sampling rate; stable 1-in-5 creator hash "
+                    "hold-out",
+        train_rows=n_train, holdout_rows=n_hold,
+        positives={t.name: mc.Positives(positives(train_stats, t.name), positives(hold_stats, t.name))
+                   for t in eff.tasks},
+        hyperparameters=dict(hyperparameters),
+        metric_columns=(("roc_auc", "ROC AUC"), ("log_loss", "log loss"), ("rmse", "RMSE"), ("r2", "R^2")),
+        metrics=results[best].per_task, by_market=results[best].per_market, model_label=best,
+        baselines={n: results[n].per_task for n in names[1:]},
+        baseline_notes={n: BASELINE_NOTES.get(n, "another multi-task architecture at the same parameter budget")
+                        for n in names[1:]},
+        primary_metric=vm.PRIMARY_METRIC, primary={n: scores.get(n) for n in names},
+        market_scores={n: vm.summary_scores(results[n], eff)[1] for n in names},
+        spread=mc.market_spread(results[best].per_market),
+        operating_point_note="No decision threshold: the value model's outputs are expected values that feed "
+                             "traffic allocation; it flags nobody, so there is no flag rate or false-positive "
+                             "rate to compare across markets.",
+        plots=plots, promotion=promotion,
+        notes=[*verdict, *skipped, "full comparison table (every model, every task and market): artifact "
+                                   "`comparison.txt` of this run"])
+
+
+# --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 
@@ -202,6 +273,7 @@ def main(run_date: dt.date, env: str, label_days: int | None = None, kinds: Sequ
     from mlflow import MlflowClient
     from pyspark.sql import functions as F
 
+    from libs.ml import model_card as mc
     from libs.ml.distributed import run_distributed
     from libs.ml.registry import promote_if_better
     from libs.strategy import multitask as mt
@@ -386,7 +458,7 @@ def main(run_date: dt.date, env: str, label_days: int | None = None, kinds: Sequ
             run_ids[kind] = run.info.run_id
     ranked = [k for k in candidates if scores.get(k) is not None]
     best = max(ranked, key=lambda k: scores[k]) if ranked else None
-    version, promoted, reason = None, False, "nothing registered"
+    version, promoted, reason, card_location = None, False, "nothing registered", None
     if best is None:
         reason = ("nothing registered: no multi-task architecture has a defined weighted mean AUC on the hold-out"
                   if candidates else "nothing registered: --kinds names no multi-task architecture")
@@ -397,13 +469,24 @@ def main(run_date: dt.date, env: str, label_days: int | None = None, kinds: Sequ
             version = vm.log_and_register(run, models[best], mean, std, vocab.to_dict(), untrained, example,
                                           model_name)
         client = MlflowClient()
-        client.update_model_version(model_name, version, description=(
-            f"ecosystem value model ({best}), labels {label_start}..{label_end}, features as of {feature_date}.\n\n"
-            + table + "\n\n" + "\n".join(verdict)))
         promoted, reason = promote_if_better(client, model_name, version, str(ml["champion_alias"]),
                                              vm.PRIMARY_METRIC, vm.MARKET_PREFIX, float(ml["market_tolerance"]),
                                              # the weighted mean AUC is only comparable under the same task weights
                                              same_param_prefixes=("task_weight.",))
+        # The card is written after the rule: it describes the version and the decision about it.
+        binary = [k for k, t in enumerate(eff.tasks) if t.kind == "binary"]
+        plots = mc.log_market_plots(client, run_ids[best], y_hold[:, binary], preds[best][:, binary], markets,
+                                    [eff.tasks[k].name for k in binary], results[best].per_market, weight=w_hold)
+        card = build_card(
+            model_name, str(version), run_ids[best], run_date, best, results, scores, eff, statuses, train_stats,
+            hold_stats, (feature_first, feature_date, label_start, label_end), signal_window, n_train, n_hold,
+            {"kind": best, "n_parameters": trained[best]["n_parameters"], "budget": budget, "epochs": epochs,
+             "seed": seed, "sample_rate": sample_rate, "min_positives": min_positives,
+             **{f"task_weight.{t.name}": t.weight for t in eff.tasks},
+             **{f"hp.{k}": v for k, v in hparams[best].items() if k not in ("epochs", "seed")}},
+            verdict, plots, mc.Promotion.from_registry(client, model_name, version))
+        mc.log_card(client, card, model_name, version)
+        card_location = mc.card_uri(run_ids[best])
         all_metrics = {f"{name}.{k}": float(v) for name, ev in results.items()
                        for k, v in vm.flat_metrics(ev, eff).items()}
         evaluation = spark.createDataFrame([{
@@ -424,10 +507,12 @@ def main(run_date: dt.date, env: str, label_days: int | None = None, kinds: Sequ
     if best is not None:
         print(f"{tag} {model_name} v{version} ({best}): {'PROMOTED' if promoted else 'not promoted'}: {reason}",
               flush=True)
+        print(f"{tag} model card: {card_location} (also the description of {model_name} v{version} in the registry)",
+              flush=True)
     else:
         print(f"{tag} {reason}", flush=True)
     summary = {"run_date": day, "trained": True, "kinds": list(kinds), "best": best, "version": version,
-               "promoted": promoted, "reason": reason, "scores": scores,
+               "promoted": promoted, "reason": reason, "model_card": card_location, "scores": scores,
                "skipped": {s.name: s.reason for s in skipped}, "train_rows": n_train, "holdout_rows": n_hold,
                "train_seconds": {k: round(t["seconds"], 1) for k, t in trained.items()},
                "seconds": round(time.time() - started, 1)}

@@ -16,10 +16,14 @@ Steps:
    FPR, ROC AUC per market -- for the GNN (``roc_auc``...), the boosting baseline on the same
    arrays plus neighbour aggregates (``baseline.*``) and boosting on the creator's own features
    only (``baseline_own.*``), so a reviewer sees what the graph and what the network add.
-4. **Register** the GNN as a pyfunc (:class:`libs.graph.gnn.GraphRiskPyfunc`, model card as the
-   version description) under ``--model-name`` (default ``creator_graph_risk``) and move
-   ``ml.champion_alias`` only if its hold-out ROC AUC beats the champion's and no market drops by
-   more than ``ml.market_tolerance`` (:func:`libs.ml.registry.promote_if_better`).
+4. **Register** the GNN as a pyfunc (:class:`libs.graph.gnn.GraphRiskPyfunc`) under
+   ``--model-name`` (default ``creator_graph_risk``) and move ``ml.champion_alias`` only if its
+   hold-out ROC AUC beats the champion's and no market drops by more than ``ml.market_tolerance``
+   (:func:`libs.ml.registry.promote_if_better`).
+5. **Model card** (:mod:`libs.ml.model_card`), written after the decision: data window, metrics
+   overall and per market beside both baselines, market AUC spread, per-market flag / false-positive
+   rates at the top :data:`TOP_K_RATE` of scores, per-market ROC and AUC plots, the promotion
+   decision and its reason -- ``model_card.md`` / ``.json`` in the run and the version's description.
 
     cgov run graph_risk_model --run-date 2026-11-01
     spark-submit ... jobs/graph_risk_model.py --run-date 2026-11-01 --env prod --epochs 12
@@ -49,6 +53,8 @@ MARKET_PREFIX = "market_auc."
 DEFAULT_LOOKBACK_DAYS = 7
 DEFAULT_EPOCHS = 8          # ~10k creators: the loss flattens after a handful of epochs
 SIGNAL_WINDOW_DAYS = 28     # creator_signals window of the node features (the longer one: more signal)
+TOP_K_RATE = 0.01           # card's operating point: the GNN has no threshold, so flag the top 1 % (a review
+                            # budget the size of creator quality's 1 % false-positive operating point)
 
 
 def arg_parser() -> argparse.ArgumentParser:
@@ -81,30 +87,50 @@ def flat_metrics(overall: dict[str, float | None], per_market: dict[str, float |
     return out
 
 
-def model_card(day: str, version: str, lookback: int, spec: Any, n_train: int, n_holdout: int, positives: int,
-               results: dict[str, tuple[dict, dict]], history: list[dict]) -> str:
-    """The Markdown card reviewers read in the registry (also logged as ``model_card.md``)."""
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = [f"# creator graph-risk GNN, version {version}", "",
-             f"- data: typed graph of the {lookback} days ending {day}; relations {', '.join(spec.relations)}; "
-             f"at most {spec.k} neighbours each (strongest first, hash tie-break)",
-             "- labels: standing moderation decisions citing graph abuse (account_farm, fake_accounts, "
-             "account_transfer, engagement_manipulation, ban_evasion) -- partial: unlabelled is not clean",
-             f"- rows: {n_train} train ({positives} positive), {n_holdout} hold-out (stable 1-in-5 creator-id hash); "
-             "creators under a standing ban are not scored",
-             f"- training: {len(history)} epochs, last loss {history[-1]['loss']:.4f}, "
-             f"{sum(h['seconds'] for h in history):.1f}s", "",
-             "| model | ROC AUC | PR AUC | recall@1% FPR | recall@5% FPR |", "|---|---|---|---|---|"]
-    for name, (overall, _) in results.items():
-        lines.append(f"| {name} | {fmt(overall.get('roc_auc'))} | {fmt(overall.get('pr_auc'))} | "
-                     f"{fmt(overall.get('recall_at_fpr1'))} | {fmt(overall.get('recall_at_fpr5'))} |")
-    markets = sorted({m for _, pm in results.values() for m in pm})
-    lines += ["", "| market | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
-    for m in markets:
-        lines.append(f"| {m} | " + " | ".join(fmt(pm.get(m)) for _, pm in results.values()) + " |")
-    lines += ["", "Fairness note: ROC AUC per market above; the promotion rule refuses a challenger that loses "
-              "more than the configured tolerance in any market."]
-    return "\n".join(lines) + "\n"
+def build_card(model_name: str, version: str, run_id: str, run_date: dt.date, lookback: int, spec: Any,
+               n_train: int, positives: int, y: np.ndarray, p: np.ndarray, markets: np.ndarray,
+               results: dict[str, tuple[dict, dict]], hyperparameters: dict[str, Any], history: list[dict],
+               plots: list[str], promotion: Any) -> Any:
+    """The GNN version's :class:`libs.ml.model_card.ModelCard`, both boosting baselines beside it.
+
+    The GNN has no decision threshold of its own (``entity_risk`` consumes the score), so the
+    fairness rates are taken at a fixed review budget: the top :data:`TOP_K_RATE` of hold-out scores.
+    """
+    from libs.graph import gnn
+    from libs.ml import model_card as mc
+
+    label = gnn.LABEL
+    first = run_date - dt.timedelta(days=lookback - 1)
+    overall, per_market = results["gnn"]
+    by_market = {m: {label: v} for m, v in per_market.items()}
+    threshold = mc.top_k_threshold(p, TOP_K_RATE)
+    return mc.ModelCard(
+        title="creator graph-risk GNN", model_name=model_name, version=str(version), run_id=run_id,
+        run_date=run_date.isoformat(),
+        window=mc.DataWindow(first.isoformat(), run_date.isoformat(), lookback,
+                             f"typed graph of the window; relations {', '.join(spec.relations)}; at most {spec.k} "
+                             f"neighbours each (strongest first, hash tie-break); node vectors from the "
+                             f"{SIGNAL_WINDOW_DAYS}-day creator_signals of the last day"),
+        labels_note="standing moderation decisions citing graph abuse (" + ", ".join(gnn.GRAPH_REASONS)
+                    + ") -- partial: unlabelled is not clean; creators under a standing ban are not scored; "
+                      "stable 1-in-5 creator-id hash hold-out",
+        train_rows=n_train, holdout_rows=int(len(y)), positives={label: mc.Positives(positives, int(y.sum()))},
+        hyperparameters=hyperparameters, metric_columns=mc.BINARY_METRIC_COLUMNS, metrics={label: overall},
+        by_market=by_market, model_label="gnn",
+        baselines={name: {label: results[name][0]} for name in ("gbt_neighbours", "gbt_own")},
+        baseline_notes={"gbt_neighbours": "HistGradientBoosting on the node vector + per-relation neighbour "
+                                          "mean/max/count (what the network adds over the graph features)",
+                        "gbt_own": "HistGradientBoosting on the creator's own creator_signals features "
+                                   "(what the graph adds)"},
+        primary_metric=PRIMARY_METRIC, primary={name: results[name][0].get(PRIMARY_METRIC) for name in results},
+        market_scores={name: dict(pm) for name, (_, pm) in results.items()},
+        spread=mc.market_spread(by_market, [label]),
+        operating_points=[mc.operating_point(label, y, p, markets, threshold,
+                                             f"top {TOP_K_RATE:.0%} of hold-out scores: the model has no decision "
+                                             "threshold, so rates are compared at a fixed review budget")],
+        plots=plots, promotion=promotion,
+        notes=[f"training: {len(history)} epochs, last loss {history[-1]['loss']:.4f}, "
+               f"{sum(h['seconds'] for h in history):.1f}s"])
 
 
 def main(run_date: dt.date, env: str, lookback_days: int = DEFAULT_LOOKBACK_DAYS, epochs: int = DEFAULT_EPOCHS,
@@ -115,6 +141,7 @@ def main(run_date: dt.date, env: str, lookback_days: int = DEFAULT_LOOKBACK_DAYS
 
     from libs.graph import gnn
     from libs.graph.hetero import load_graph
+    from libs.ml import model_card as mc
     from libs.ml.distributed import run_distributed
     from libs.ml.registry import promote_if_better
 
@@ -193,23 +220,35 @@ def main(run_date: dt.date, env: str, lookback_days: int = DEFAULT_LOOKBACK_DAYS
         for h in history:
             mlflow.log_metrics({"train_loss": h["loss"], "train_rows_per_s": h["rows_per_s"]}, step=int(h["epoch"]))
         version = gnn.log_and_register(run, model, spec, payload["hparams"], gnn.example_frame(hold, spec), model_name)
-        card = model_card(day, version, lookback_days, spec, n_train, len(y), positives, results, history)
-        mlflow.log_text(card, "model_card.md")
+        run_id = run.info.run_id
     client = MlflowClient()
-    client.update_model_version(model_name, version, description=card)
     promoted, reason = promote_if_better(client, model_name, version, str(ml["champion_alias"]), PRIMARY_METRIC,
                                          MARKET_PREFIX, float(ml["market_tolerance"]))
+    # The card is written after the rule: it describes the version and the decision about it.
+    by_market = {m: {gnn.LABEL: v} for m, v in results["gnn"][1].items()}
+    plots = mc.log_market_plots(client, run_id, y[:, None], scores["gnn"][:, None], hold["market"], [gnn.LABEL],
+                                by_market)
+    hyper = {"lookback_days": lookback_days, "k": spec.k, "relations": ",".join(spec.relations),
+             "pos_weight": round(float(payload["pos_weight"]), 4), "num_processes": ranks,
+             **{f"hp.{key}": v for key, v in payload["hparams"].items()}}
+    card = build_card(model_name, version, run_id, run_date, lookback_days, spec, n_train, positives, y,
+                      scores["gnn"], hold["market"], results, hyper, history, plots,
+                      mc.Promotion.from_registry(client, model_name, version))
+    mc.log_card(client, card, model_name, version)
     shutil.rmtree(work / "results", ignore_errors=True)       # the model lives in the registry now
 
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     summary = {"run_date": day, "model": model_name, "version": version, "promoted": promoted, "reason": reason,
                **{f"{name}.{m}": results[name][0].get(m) for name in results for m in ("roc_auc", "pr_auc",
                                                                                       "recall_at_fpr1")},
-               "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1)}
+               "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1),
+               "model_card": mc.card_uri(run_id)}
     for name, (overall, _) in results.items():
         print(f"[{JOB}]   {name:<15} ROC AUC {fmt(overall['roc_auc'])}  PR AUC {fmt(overall['pr_auc'])}  "
               f"recall@1%FPR {fmt(overall['recall_at_fpr1'])}", flush=True)
     print(f"[{JOB}] {model_name} v{version}: {'PROMOTED' if promoted else 'not promoted'}: {reason}", flush=True)
+    print(f"[{JOB}] model card: {summary['model_card']} (also the description of {model_name} v{version} in the "
+          "registry)", flush=True)
     print(f"[{JOB}] {json.dumps({k: summary[k] for k in ('train_seconds', 'seconds')})}", flush=True)
     return summary
 
