@@ -43,16 +43,19 @@ def load_job(name: str):
     return module
 
 
-def run_named_job(name: str, argv: Sequence[str]) -> None:
+def run_named_job(name: str, argv: Sequence[str], progress: str = "") -> float:
+    """Run one job in this process; returns its wall seconds."""
     module = load_job(name)
     args = module.arg_parser().parse_args(list(argv))
     started = time.monotonic()
-    print(f"[cgov] {name} {' '.join(argv)}", flush=True)
+    print(f"[cgov] {progress}{name} {' '.join(argv)}", flush=True)
     module.main(**vars(args))
-    print(f"[cgov] {name} finished in {time.monotonic() - started:.1f}s", flush=True)
+    seconds = time.monotonic() - started
+    print(f"[cgov] {progress}{name} finished in {seconds:.1f}s", flush=True)
+    return seconds
 
 
-def run_pipeline(run_date: str, env: str, dags: Sequence[str] | None = None) -> list[str]:
+def run_pipeline(run_date: str, env: str, dags: Sequence[str] | None = None, summary: bool = True) -> list[str]:
     """Run the selected DAGs (ids or suffixes; empty = all) as one graph; returns the jobs run, in order.
 
     The whole order is printed before the first job starts, with every need that lies outside the
@@ -64,9 +67,25 @@ def run_pipeline(run_date: str, env: str, dags: Sequence[str] | None = None) -> 
     for i, task in enumerate(order, start=1):
         outside = f"   (outside this run, reads the latest output of: {', '.join(task.needs)})" if task.needs else ""
         print(f"[cgov] {i:>3}. {task.job}{outside}", flush=True)
-    for task in order:
-        run_named_job(task.job, job_arguments(task, env, run_date))
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    for i, task in enumerate(order, start=1):
+        elapsed = (time.monotonic() - started) / 60
+        timings[task.job] = run_named_job(task.job, job_arguments(task, env, run_date),
+                                          progress=f"({i}/{len(order)}, {elapsed:.1f} min) ")
+    if summary:
+        print_summary(run_date, env, timings)
     return [t.job for t in order]
+
+
+def print_summary(run_date: str, env: str, timings: dict[str, float]) -> None:
+    """The run's closing summary (:mod:`libs.platform.run_summary`), read back from the lakehouse."""
+    from libs.platform.config import load_settings
+    from libs.platform.run_summary import summary_text
+    from libs.platform.session import get_spark
+
+    settings = load_settings(env)
+    print(summary_text(get_spark(settings, "cgov-summary"), settings, run_date, timings), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -96,3 +96,15 @@ def test_rerun_replaces_and_a_stale_index_is_refused(spark, settings, explained)
         import jobs.policy_index as index_job
 
         index_job.main(run_date=RUN, env="local")
+
+
+def test_pipeline_summary_reads_back_what_was_written(spark, settings, explained):
+    from libs.platform.run_summary import summary_text
+
+    text = summary_text(spark, settings, DAY, {"policy_index": 1.0, "governance_explanations": 2.0})
+    n = _day(spark, settings, "governance_explanations").count()
+    line = next(x for x in text.splitlines() if x.strip().startswith("governance_explanations "))
+    assert line.split()[-1].replace(",", "") == str(n)
+    assert "decisions by status:" in text and "Largest syndicates found" in text
+    assert str(Path(explained["job"]["cards_dir"]) / "index.html") in text
+    assert "mlflow ui --backend-store-uri sqlite:///" in text

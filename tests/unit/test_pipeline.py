@@ -374,11 +374,16 @@ def test_spark_submit_command_rejects_bad_env_or_date(env: str, run_date: str) -
 def recorded_jobs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
     calls: list[tuple[str, list[str]]] = []
 
-    def fake_run(name: str, argv) -> None:
+    def fake_run(name: str, argv, progress: str = "") -> float:
         print(f"RUN {name}")
         calls.append((name, list(argv)))
+        return float(len(calls))
+
+    def fake_summary(run_date: str, env: str, timings: dict[str, float]) -> None:
+        print(f"SUMMARY {run_date} {env} {timings}")
 
     monkeypatch.setattr(cli, "run_named_job", fake_run)
+    monkeypatch.setattr(cli, "print_summary", fake_summary)
     return calls
 
 
@@ -391,7 +396,8 @@ def test_cgov_pipeline_runs_the_selected_dag_after_printing_the_order(recorded_j
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "[cgov] pipeline creator_governance_maintenance for 2026-11-01 (env=local): 2 tasks"
     assert lines[1].startswith("[cgov]   1. delta_maintenance   (outside this run, reads the latest output of: ")
-    assert lines[2:] == ["[cgov]   2. smoke_graph_metrics", "RUN delta_maintenance", "RUN smoke_graph_metrics"]
+    assert lines[2:] == ["[cgov]   2. smoke_graph_metrics", "RUN delta_maintenance", "RUN smoke_graph_metrics",
+                         "SUMMARY 2026-11-01 local {'delta_maintenance': 1.0, 'smoke_graph_metrics': 2.0}"]
 
 
 def test_cgov_pipeline_default_is_every_dag_merged(recorded_jobs) -> None:
