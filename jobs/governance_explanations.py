@@ -119,9 +119,9 @@ def explanation_from_row(row: Mapping[str, Any]) -> agent.Explanation:
     case = agent.Case.from_row(row)
     violations = tuple(agent.Violation(v["violation_type"], tuple(v["clause_ids"] or ()), tuple(v["evidence_ids"] or ()),
                                        v["severity"], int(v["prior_actions"]), v["step"])
-                       for v in (x.asDict() if hasattr(x, "asDict") else x for x in row["violations"]))
+                       for v in agent.as_dicts(row["violations"]))
     retrieved = tuple(agent.Retrieved(r["violation_type"], r["clause_id"], int(r["rank"]), float(r["score"]))
-                      for r in (x.asDict() if hasattr(x, "asDict") else x for x in row["retrieved"]))
+                      for r in agent.as_dicts(row["retrieved"]))
     decision = agent.Decision(violations, row["education_text"], row["backend"])
     return agent.Explanation(case, decision, retrieved, row["backend_rejection"], float(row["latency_ms"] or 0.0))
 

@@ -83,6 +83,11 @@ STATUS_REVIEW = "review"
 STATUS_NO_VIOLATION = "no_violation"
 
 
+def as_dicts(items: Any) -> tuple[dict[str, Any], ...]:
+    """Struct array items as plain dicts, whether they came as Spark ``Row`` objects or as dicts (pandas)."""
+    return tuple(dict(x.asDict() if hasattr(x, "asDict") else x) for x in (items if items is not None else ()))
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One flagged creator's facts (a row of :func:`libs.governance.evidence.creator_evidence`)."""
@@ -95,9 +100,8 @@ class Case:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Case":
-        def dicts(items: Any) -> tuple[Mapping[str, Any], ...]:
-            return tuple(dict(x.asDict() if hasattr(x, "asDict") else x) for x in (items if items is not None else ()))
-        return cls(str(row["creator_id"]), row.get("market"), dicts(row.get("evidence")), dicts(row.get("history")),
+        return cls(str(row["creator_id"]), row.get("market"), as_dicts(row.get("evidence")),
+                   as_dicts(row.get("history")),
                    tuple(str(t) for t in (row.get("creator_text") if row.get("creator_text") is not None else ())))
 
     def item(self, evidence_id: str) -> Mapping[str, Any] | None:

@@ -103,6 +103,15 @@ def _date(value: Any) -> str:
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
 
 
+def _cited(clause_ids, corpus, policy_version: str, esc) -> list[str]:
+    """``"<id> (<title>)"`` per cited clause, escaped by ``esc`` (Markdown or HTML: one list for both cards)."""
+    out = []
+    for cid in clause_ids:
+        c = _clause(corpus, cid)
+        out.append(f"{esc(cid)} ({esc(c.title if c else f'not in policy {policy_version}')})")
+    return out
+
+
 def _clause(corpus: PolicyCorpus, clause_id: str) -> Clause | None:
     try:
         return corpus.clause(clause_id)
@@ -140,10 +149,7 @@ def card_markdown(explanation: Explanation, corpus: PolicyCorpus, *, policy_vers
         out += ["| Violation | Cited clauses | Severity | Step | Prior actions | Evidence |",
                 "|---|---|---|---|---:|---|"]
         for v in d.violations:
-            cited = []
-            for cid in v.clause_ids:
-                c = _clause(corpus, cid)
-                cited.append(f"{e(cid)} ({e(c.title if c else f'not in policy {policy_version}')})")
+            cited = _cited(v.clause_ids, corpus, policy_version, e)
             out.append(f"| {e(v.violation_type)} | {'<br>'.join(cited) or 'none retrieved (human review)'} | "
                        f"{e(v.severity or 'n/a')} | {e(_step(v.step))} | {v.prior_actions} | "
                        f"{e(', '.join(v.evidence_ids))} |")
@@ -200,10 +206,7 @@ def card_html(explanation: Explanation, corpus: PolicyCorpus, *, policy_version:
         b.append("<table><tr><th>Violation</th><th>Cited clauses</th><th>Severity</th><th>Step</th>"
                  "<th>Prior actions</th><th>Evidence</th></tr>")
         for v in d.violations:
-            cited = []
-            for cid in v.clause_ids:
-                c = _clause(corpus, cid)
-                cited.append(f"{_h(cid)} ({_h(c.title if c else f'not in policy {policy_version}')})")
+            cited = _cited(v.clause_ids, corpus, policy_version, _h)
             b.append(f"<tr><td>{_h(v.violation_type)}</td><td>{'<br>'.join(cited) or 'none retrieved (human review)'}"
                      f"</td><td>{_h(v.severity or 'n/a')}</td><td>{_h(_step(v.step))}</td>"
                      f'<td class="num">{v.prior_actions}</td><td>{_h(", ".join(v.evidence_ids))}</td></tr>')

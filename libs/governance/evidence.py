@@ -104,9 +104,14 @@ def numbered(items: DataFrame) -> DataFrame:
             .select("creator_id", F.transform("o", lambda x: x["item"]).alias("evidence")))
 
 
+def _end_of(run_date: dt.date) -> dt.datetime:
+    """Midnight after the run date: facts up to the run date's end count, later ones do not."""
+    return dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time())
+
+
 def standing_history(moderation: DataFrame, flagged: DataFrame, run_date: dt.date) -> DataFrame:
     """Per flagged creator: ``history`` of standing actions (not overturned, decided by the run date's end)."""
-    end = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time())
+    end = _end_of(run_date)
     reason_map = F.create_map(*[F.lit(x) for kv in REASON_TO_VIOLATION.items() for x in kv])
     rows = (moderation.join(flagged, "creator_id")
             .where(~F.coalesce(F.col("overturned"), F.lit(False)) & (F.col("decided_at") < F.lit(end)))
@@ -120,7 +125,7 @@ def standing_history(moderation: DataFrame, flagged: DataFrame, run_date: dt.dat
 
 def creator_titles(videos: DataFrame, flagged: DataFrame, run_date: dt.date, max_titles: int) -> DataFrame:
     """Per flagged creator: its newest ``max_titles`` video titles up to the run date (creator-written data)."""
-    end = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time())
+    end = _end_of(run_date)
     w = Window.partitionBy("creator_id").orderBy(F.col("published_at").desc(), F.col("video_id"))
     newest = (videos.join(flagged, "creator_id").where(F.col("published_at") < F.lit(end))
               .withColumn("n", F.row_number().over(w)).where(F.col("n") <= max_titles))
