@@ -8,12 +8,14 @@ deletes the files removed longer ago than ``--retain-hours`` (default
 Tables that are not Delta (the Parquet/JSON landing zone) or not written yet are reported as
 missing and skipped. A table that fails is reported and the others are still maintained; the job
 then fails so that Airflow shows it.
+``--parallelism`` tables (default ``maintenance.parallelism``) are maintained at once from driver
+threads of one session; the report keeps the settings' table order.
 
 ``--run-date`` and ``--days`` bound OPTIMIZE to the partitions the day's loads wrote (tables
 partitioned by ``dt``): Z-ordering rewrites every file in scope on each run, so re-clustering the
 whole history daily would cost more than it saves. VACUUM always covers the whole table.
 
-    cgov run delta_maintenance --run-date 2026-11-01
+    cgov run delta_maintenance --run-date 2026-11-01 --parallelism 4
     spark-submit ... jobs/delta_maintenance.py --run-date 2026-11-01 --env prod --tables silver_videos,silver_users
 """
 from __future__ import annotations
@@ -39,6 +41,8 @@ def arg_parser() -> argparse.ArgumentParser:
                              "(tables partitioned by dt; others are optimized whole)")
     parser.add_argument("--retain-hours", type=float, default=None,
                         help="VACUUM retention in hours, >= 168 (default: maintenance.vacuum_retain_hours)")
+    parser.add_argument("--parallelism", type=int, default=None,
+                        help="tables maintained at once (default: maintenance.parallelism)")
     return parser
 
 
@@ -75,17 +79,24 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def main(run_date: dt.date, env: str, tables: str | None = None,
-         retain_hours: float | None = None, days: int = 1) -> list[dict[str, Any]]:
+         retain_hours: float | None = None, days: int = 1, parallelism: int | None = None) -> list[dict[str, Any]]:
     settings = load_settings(env)
+    section = settings.section("maintenance")
     if retain_hours is None:
-        retain_hours = float(settings.section("maintenance")["vacuum_retain_hours"])
+        retain_hours = float(section["vacuum_retain_hours"])
+    if parallelism is None:
+        parallelism = int(section["parallelism"])
+    if parallelism < 1:
+        raise ValueError(f"parallelism must be >= 1, got {parallelism}")
     # Checked before the session starts: a bad setting should fail in seconds, not after the JVM.
     check_retention(retain_hours, "the lakehouse")
     selected = select_tables(settings, tables)
     spark = get_spark(settings, f"cgov-{TABLE}")
-    print(f"[{TABLE}] run {run_date.isoformat()}: {len(selected)} table(s), retain {retain_hours:g}h", flush=True)
+    print(f"[{TABLE}] run {run_date.isoformat()}: {len(selected)} table(s), retain {retain_hours:g}h, "
+          f"{parallelism} at once", flush=True)
     filters = {name: f for name in selected if (f := date_window_filter(name, run_date, days))}
-    report = maintain(spark, selected, {name: zorder_cols(name) for name in selected}, retain_hours, filters)
+    report = maintain(spark, selected, {name: zorder_cols(name) for name in selected}, retain_hours, filters,
+                      parallelism)
     for row in report:
         print(_line(row), flush=True)
     failed = [r["table"] for r in report if r["status"] == "failed"]

@@ -24,8 +24,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from libs.platform import delta_io
 from libs.platform.config import ConfigError
-from libs.platform.maintenance import (SAFE_MIN_RETAIN_HOURS, interval_hours, maintain, optimize, set_retention,
-                                       vacuum, zorder_cols)
+from libs.platform.maintenance import (LISTING_PARALLELISM_CONF, SAFE_MIN_RETAIN_HOURS, interval_hours, maintain,
+                                       optimize, set_retention, vacuum, zorder_cols)
 
 SCHEMA = "dt string, creator_id string, n long"
 
@@ -190,6 +190,30 @@ def test_maintain_reports_missing_failed_and_ok_tables(spark, tmp_path):
     assert (fine["files_removed"], fine["files_added"], fine["files_vacuumed"]) == (2, 1, 0)
     assert fine["zorder_by"] == ["creator_id"]
     assert all(r["seconds"] >= 0 for r in report)
+
+
+def test_maintain_in_parallel_keeps_the_order_and_maintains_every_table(spark, tmp_path):
+    tables = {}
+    for t in range(5):
+        path = tmp_path / f"t{t}"
+        for i in range(t + 1):          # table t gets t+1 small files
+            _append(spark, path, [("d0", f"c{i}", i)])
+        tables[f"t{t}"] = str(path)
+    tables["absent"] = str(tmp_path / "nope")
+    assert spark.conf.get(LISTING_PARALLELISM_CONF, None) is None
+
+    report = maintain(spark, tables, {"t3": ["creator_id"]}, SAFE_MIN_RETAIN_HOURS, parallelism=3)
+
+    assert [r["table"] for r in report] == ["t0", "t1", "t2", "t3", "t4", "absent"]
+    assert [r["status"] for r in report] == ["ok"] * 5 + ["missing"]
+    # Compaction leaves a single file alone; Z-order (t3) rewrites whatever is in scope.
+    assert [(r["files_removed"], r["files_added"]) for r in report[:5]] == [(0, 0), (2, 1), (3, 1), (4, 1), (5, 1)]
+    for t in range(5):
+        assert spark.read.format("delta").load(tables[f"t{t}"]).count() == t + 1
+    # The listing parallelism was set for the batch only and unset again.
+    assert spark.conf.get(LISTING_PARALLELISM_CONF, None) is None
+    with pytest.raises(ValueError, match="parallelism"):
+        maintain(spark, tables, {}, SAFE_MIN_RETAIN_HOURS, parallelism=0)
 
 
 def test_job_maintains_declared_tables_and_skips_missing_ones(spark, tmp_path, monkeypatch, capsys):
