@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:
 
 from libs.governance import agent  # noqa: E402
 from libs.governance.corpus import PolicyCorpus, chunks, load_corpus  # noqa: E402
+from libs.ml.metrics import precision_recall_f1  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "policy_retrieval_labels.yaml"
 # Simulator abuse types (truth_creators.truth_abuse) -> the policy's violation types.
@@ -111,10 +112,6 @@ def run_jobs(run_date: dt.date) -> dict[str, Any]:
     return out
 
 
-def prf(tp: int, fp: int, fn: int) -> tuple[float | None, float | None]:
-    return (tp / (tp + fp) if tp + fp else None), (tp / (tp + fn) if tp + fn else None)
-
-
 def _f(x: float | None) -> str:
     return "   n/a" if x is None else f"{x:6.3f}"
 
@@ -133,7 +130,7 @@ def decisions_vs_truth(rows: Sequence[Mapping[str, Any]], truth: Mapping[str, Ma
         tp = sum(1 for c, p in pred.items() if vt in p and vt in want.get(c, set()))
         fp = sum(1 for c, p in pred.items() if vt in p and vt not in want.get(c, set()))
         fn = sum(1 for c, p in pred.items() if vt not in p and vt in want.get(c, set()))
-        p, r = prf(tp, fp, fn)
+        p, r, _ = precision_recall_f1(tp, fp, fn)
         r_all = tp / len(all_abusers[vt]) if all_abusers[vt] else None
         out[vt] = {"decided": tp + fp, "precision": p, "recall_flagged": r, "recall_all": r_all}
         print(f"{vt:<28}{tp + fp:>8}{_f(p):>8}{_f(r):>15}{_f(r_all):>11}{len(all_abusers[vt]):>9}")

@@ -31,6 +31,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from libs.ml.metrics import precision_recall_f1
 from libs.platform.config import load_settings
 from libs.platform.session import get_spark
 from libs.sim.truth import score_creators
@@ -64,13 +65,6 @@ def run_jobs(run_date: dt.date, days: int) -> dict[str, Any]:
     return out
 
 
-def prf(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
-    p = tp / (tp + fp) if tp + fp else None
-    r = tp / (tp + fn) if tp + fn else None
-    f = 2 * p * r / (p + r) if p and r else (0.0 if p is not None and r is not None else None)
-    return p, r, f
-
-
 def membership(pred: DataFrame, truth: DataFrame, key: str) -> dict[str, Any]:
     """P/R/F1 of a reported id set (``pred[key]``) against the truth's positive ids (``truth[key, label]``)."""
     j = truth.join(pred.select(key).distinct().withColumn("hit", F.lit(1)), key, "full_outer")
@@ -78,7 +72,7 @@ def membership(pred: DataFrame, truth: DataFrame, key: str) -> dict[str, Any]:
               F.sum(F.when((F.col("hit") == 1) & ~(F.coalesce(F.col("label"), F.lit(0)) == 1), 1).otherwise(0)).alias("fp"),
               F.sum(F.when(F.col("hit").isNull() & (F.col("label") == 1), 1).otherwise(0)).alias("fn")).first()
     tp, fp, fn = int(r["tp"] or 0), int(r["fp"] or 0), int(r["fn"] or 0)
-    p, rc, f = prf(tp, fp, fn)
+    p, rc, f = precision_recall_f1(tp, fp, fn)
     return {"reported": tp + fp, "positives": tp + fn, "tp": tp, "precision": p, "recall": rc, "f1": f}
 
 

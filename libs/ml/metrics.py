@@ -45,6 +45,21 @@ def _two_classes(y: np.ndarray) -> bool:
     return 0 < y.sum() < y.size
 
 
+def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
+    """Precision, recall and F1 from counts; ``None`` where undefined, never a misleading 0 or 1.
+
+    Precision is undefined with nothing reported (tp + fp = 0), recall with nothing to find
+    (tp + fn = 0); F1 needs both and is 0.0 when both are defined and either is 0.
+    """
+    if min(tp, fp, fn) < 0:
+        raise ValueError(f"counts must be >= 0, got tp={tp} fp={fp} fn={fn}")
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    if p is None or r is None:
+        return p, r, None
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
 def recall_at_precision(y: np.ndarray, p: np.ndarray, min_precision: float) -> float | None:
     """Best recall over thresholds with precision >= ``min_precision`` (0.0 if none); None if one class."""
     y, p = _check(y, p)

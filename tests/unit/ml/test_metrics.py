@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from libs.ml.metrics import (binary_metrics, group_auc, label_metrics, macro, mlflow_metrics, plot_curves,
-                             recall_at_fpr, recall_at_precision)
+                             precision_recall_f1, recall_at_fpr, recall_at_precision)
 
 # Ranked by score: 0.8 (+), 0.4 (-), 0.35 (+), 0.1 (-).
 Y = np.array([0, 0, 1, 1])
@@ -75,3 +75,13 @@ def test_plot_curves_writes_both_pngs(tmp_path):
     assert [p.name for p in paths] == ["roc.png", "pr.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_precision_recall_f1_from_counts_and_undefined_cases():
+    assert precision_recall_f1(3, 1, 2) == (0.75, 0.6, pytest.approx(2 * 0.75 * 0.6 / 1.35))
+    assert precision_recall_f1(0, 0, 4) == (None, 0.0, None)      # nothing reported: no precision
+    assert precision_recall_f1(0, 2, 0) == (0.0, None, None)      # nothing to find: no recall
+    assert precision_recall_f1(0, 2, 3) == (0.0, 0.0, 0.0)        # both defined, both zero
+    assert precision_recall_f1(5, 0, 0) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="counts"):
+        precision_recall_f1(1, -1, 0)
