@@ -36,11 +36,14 @@ job's own seconds (after its session started) and DuckDB's, with ratios. DuckDB 
 process with its default thread count (every core), the same cores Spark's ``local[*]`` uses.
 
 Not a test: numbers depend on the machine. Results are printed as Markdown and merged, per size,
-into ``<root-base>/scale_results.json``.
+into ``<root-base>/scale_results.json``; with two or more sizes a scaling table gives each
+stage's time and rows at every size and the ratios largest / smallest. ``--report`` prints the
+tables of that file again without running anything.
 
     .venv/bin/python benchmarks/bench_pipeline_scale.py --sizes 10000,100000 --days 7
     .venv/bin/python benchmarks/bench_pipeline_scale.py --sizes 1000 --days 3 --root-base /tmp/scale
     .venv/bin/python benchmarks/bench_pipeline_scale.py --sizes 10000 --skip-existing --stages creator_signals
+    .venv/bin/python benchmarks/bench_pipeline_scale.py --report --root-base /tmp/scale
 """
 from __future__ import annotations
 
@@ -802,6 +805,46 @@ def stage_table(size: int, stages: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def scaling_table(results: Mapping[str, Mapping[str, Any]], sizes: Sequence[int]) -> str:
+    """Markdown: each stage's wall time and rows at every size, and the ratios largest / smallest size.
+
+    Why: a stage whose time grows much slower than its rows is paying fixed costs (JVM start,
+    planning, commits) at the small size; one that grows faster than its rows is a scaling
+    problem (shuffle spill, a quadratic join) to look at before the next size. Stages that did
+    not run at both ends show ``n/a`` ratios.
+    """
+    sizes = sorted(sizes)
+    lo, hi = str(sizes[0]), str(sizes[-1])
+    by_size = {str(n): {st["job"]: st for st in results[str(n)]["stages"] if not st.get("skipped")} for n in sizes}
+    jobs: list[str] = []
+    for n in sizes:
+        jobs += [st["job"] for st in results[str(n)]["stages"] if st["job"] not in jobs]
+    head = " | ".join(f"{n:,} s | {n:,} rows" for n in sizes)
+    lines = [f"### Scaling {sizes[0]:,} → {sizes[-1]:,} creators ({sizes[-1] / sizes[0]:g}x)", "",
+             f"| stage | {head} | time ratio | rows ratio |", "|---|" + "---:|---:|" * len(sizes) + "---:|---:|"]
+
+    def cells(job: str) -> list[str]:
+        out = []
+        for n in sizes:
+            st = by_size[str(n)].get(job)
+            out += [f"{st['wall_s']:.1f}", _fmt_int(st["rows"])] if st else ["n/a", "n/a"]
+        return out
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "n/a" if a is None or b is None or a <= 0 else f"{b / a:.1f}x"
+
+    for job in jobs:
+        a, b = by_size[lo].get(job), by_size[hi].get(job)
+        lines.append(f"| {job} | {' | '.join(cells(job))} | {ratio(a and a['wall_s'], b and b['wall_s'])} | "
+                     f"{ratio(a and a['rows'], b and b['rows'])} |")
+    totals = {n: sum(st["wall_s"] for st in by_size[str(n)].values()) for n in sizes}
+    rows = {n: sum(st["rows"] or 0 for st in by_size[str(n)].values()) for n in sizes}
+    tot_cells = " | ".join(f"**{totals[n]:.1f}** | {rows[n]:,}" for n in sizes)
+    lines.append(f"| **total** | {tot_cells} | {ratio(totals[sizes[0]], totals[sizes[-1]])} | "
+                 f"{ratio(rows[sizes[0]], rows[sizes[-1]])} |")
+    return "\n".join(lines)
+
+
 def duck_table(size: int, spark_stage: Mapping[str, Any] | None, duck: Mapping[str, Any]) -> str:
     """Markdown: Spark's creator_signals vs DuckDB, with ratios, then the check."""
     lines = [f"#### creator_signals: Spark vs DuckDB ({size:,} creators, {duck['rows']:,} rows, "
@@ -857,7 +900,8 @@ def bench_size(size: int, args: argparse.Namespace, graph: Pipeline, description
     if wanted and wanted - {t.job for t in order}:
         raise SystemExit(f"--stages: not in the graph: {sorted(wanted - {t.job for t in order})}")
     print(f"\n[bench] {size:,} creators x {args.days} days -> {root}; graph: {description}", flush=True)
-    result: dict[str, Any] = {"root": str(root), "creators": size, "days": args.days, "graph": description,
+    result: dict[str, Any] = {"root": str(root), "creators": size, "days": args.days, "run_date": args.run_date,
+                              "graph": description,
                               "order": [t.job for t in order], "stages": [], "error": None}
     for i, task in enumerate(order, start=1):
         if wanted is not None and task.job not in wanted:
@@ -916,10 +960,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=0.5, help="memory sampling interval")
     parser.add_argument("--duck-repeats", type=int, default=3)
     parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB reference")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: print the tables of <root-base>/scale_results.json again "
+                             "(the sizes given with --sizes, or all it holds)")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     if not sizes or min(sizes) < 1:
         parser.error(f"--sizes must be positive integers, got {args.sizes!r}")
+    if args.report:
+        explicit = any(a == "--sizes" or a.startswith("--sizes=") for a in (argv if argv is not None else sys.argv[1:]))
+        return report_saved(Path(args.root_base).resolve() / RESULTS_FILE, sizes if explicit else None)
     dt.date.fromisoformat(args.run_date)
     if not CGOV.exists():
         parser.error(f"{CGOV} not found: install the project into .venv first (make install)")
@@ -937,8 +987,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed |= res["error"] is not None
         _merge_results(base / RESULTS_FILE, {"sizes": {str(size): res}, "argv": sys.argv[1:], "graph": description,
                                              "cpus": os.cpu_count(), "finished": dt.datetime.now().isoformat()})
-    print(f"\n## Pipeline scale benchmark ({description}; run date {args.run_date}, {args.days} days, "
-          f"{os.cpu_count()} CPUs)\n")
+    return report(results, sizes, description, args.run_date, args.days, os.cpu_count(), base / RESULTS_FILE)
+
+
+def report(results: Mapping[str, Mapping[str, Any]], sizes: Sequence[int], description: str, run_date: str,
+           days: int, cpus: int | None, path: Path) -> int:
+    """Print every size's tables (stages, DuckDB reference) and the scaling table; 1 if anything failed."""
+    print(f"\n## Pipeline scale benchmark ({description}; run date {run_date}, {days} days, {cpus} CPUs)\n")
     for size in sizes:
         res = results[str(size)]
         print(stage_table(size, res["stages"]))
@@ -948,10 +1003,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             print(duck_table(size, res["duckdb"]["spark_stage"], res["duckdb"]))
         print()
-    print(f"results: {base / RESULTS_FILE}")
-    return 1 if failed or any(not r.get("duckdb", {}).get("check", {"agree": True})["agree"]
-                              for r in results.values()) else 0
+    if len(sizes) > 1:
+        print(scaling_table(results, sizes))
+        print()
+    print(f"results: {path}")
+    failed = any(results[str(n)]["error"] is not None for n in sizes)
+    return 1 if failed or any(not results[str(n)].get("duckdb", {}).get("check", {"agree": True})["agree"]
+                              for n in sizes) else 0
 
+
+def report_saved(path: Path, sizes: Sequence[int] | None) -> int:
+    """``--report``: print the tables of a results file again (all its sizes, or ``sizes``), running nothing."""
+    if not path.exists():
+        raise SystemExit(f"{path}: no results file (run the benchmark first)")
+    data = json.loads(path.read_text())
+    saved = sorted(int(n) for n in data.get("sizes", {}))
+    chosen = sorted(sizes) if sizes else saved
+    if missing := [n for n in chosen if n not in saved]:
+        raise SystemExit(f"{path}: no results for size(s) {missing}; it has {saved}")
+    first = data["sizes"][str(chosen[0])]
+    run_date = first.get("run_date") or next(
+        (st["argv"][st["argv"].index("--run-date") + 1] for st in first["stages"] if "--run-date" in st.get("argv", [])),
+        "?")   # results written before run_date was recorded: the stages' own argument
+    return report(data["sizes"], chosen, first["graph"], run_date, first["days"], data.get("last_run", {}).get("cpus"),
+                  path)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -409,3 +409,49 @@ def test_compare_signals_reports_a_differing_column(tmp_path):
     assert check["columns"]["views"] == {"mismatched_rows": 1, "max_abs_diff": 1.0}
     assert check["columns"]["gmv_usd"]["mismatched_rows"] == 0
     assert not check["agree"]
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+def _stage(job: str, wall: float, rows: int | None) -> dict:
+    return {"job": job, "argv": ["--run-date", "2026-11-01", "--env", "local"], "returncode": 0, "wall_s": wall,
+            "peak_rss_bytes": 2**30, "rows": rows, "rows_per_table": {}}
+
+
+def _results() -> dict:
+    small = {"creators": 10, "days": 3, "graph": "g_daily", "error": None,
+             "stages": [_stage("load", 10.0, 100), _stage("score", 4.0, None), {"job": "extra", "skipped": "x"}]}
+    big = {"creators": 1000, "days": 3, "graph": "g_daily", "error": None,
+           "stages": [_stage("load", 25.0, 10_000), _stage("score", 40.0, 50), _stage("extra", 3.0, 7)]}
+    return {"10": small, "1000": big}
+
+
+def test_scaling_table_gives_each_stage_at_every_size_and_the_ratios():
+    lines = bench.scaling_table(_results(), [1000, 10]).splitlines()
+    assert lines[0] == "### Scaling 10 → 1,000 creators (100x)"
+    assert lines[2] == "| stage | 10 s | 10 rows | 1,000 s | 1,000 rows | time ratio | rows ratio |"
+    assert lines[4] == "| load | 10.0 | 100 | 25.0 | 10,000 | 2.5x | 100.0x |"
+    assert lines[5] == "| score | 4.0 | n/a | 40.0 | 50 | 10.0x | n/a |"      # rows unknown at 10
+    assert lines[6] == "| extra | n/a | n/a | 3.0 | 7 | n/a | n/a |"         # skipped at 10
+    assert lines[7] == "| **total** | **14.0** | 100 | **68.0** | 10,057 | 4.9x | 100.6x |"
+
+
+def test_report_reprints_a_saved_results_file(tmp_path, capsys):
+    path = tmp_path / bench.RESULTS_FILE
+    path.write_text(json.dumps({"sizes": _results(), "last_run": {"cpus": 2}}))
+
+    assert bench.main(["--report", "--root-base", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "## Pipeline scale benchmark (g_daily; run date 2026-11-01, 3 days, 2 CPUs)" in out
+    assert "### 10 creators" in out and "### 1,000 creators" in out
+    assert "| **total** | **14.0** | 100 | **68.0** | 10,057 | 4.9x | 100.6x |" in out
+
+    assert bench.main(["--report", "--root-base", str(tmp_path), "--sizes", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "### 10 creators" not in out and "### Scaling" not in out
+    with pytest.raises(SystemExit, match="no results for size"):
+        bench.main(["--report", "--root-base", str(tmp_path), "--sizes", "5"])
+    with pytest.raises(SystemExit, match="no results file"):
+        bench.main(["--report", "--root-base", str(tmp_path / "elsewhere")])
