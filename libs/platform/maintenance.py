@@ -257,12 +257,15 @@ def maintain(spark: SparkSession, tables: Mapping[str, str], zorder: Mapping[str
     touch the partitions that run loaded. VACUUM always covers the whole table.
 
     ``parallelism`` tables are maintained at once, from that many driver threads sharing the
-    session (Spark schedules their jobs side by side). Why: on the small and medium tables that
-    make up most of the lakehouse, a table's upkeep is a handful of short Spark jobs separated by
-    driver-side work (log replay, planning, the metadata commits), so one table at a time leaves
-    the executors idle most of the time. Different tables never conflict: each OPTIMIZE/VACUUM
-    commits to its own log. The session-wide listing parallelism VACUUM needs is set once around
-    the whole batch (a per-table set/unset would race between threads).
+    session (Spark schedules their jobs side by side). Why: a small or medium table's upkeep is a
+    handful of short Spark jobs separated by driver-side work (log replay, planning, the metadata
+    commits), so one table at a time leaves executor cores idle between them. Measured on the
+    2-core development machine over the demo lakehouse (39 Delta tables): 166 s one at a time,
+    144-155 s four at once -- a small gain there, because the JVM already keeps both cores busy
+    most of the time; it is meant for drivers and clusters with more cores. Different tables never
+    conflict: each OPTIMIZE/VACUUM commits to its own log. The session-wide listing parallelism
+    VACUUM needs is set once around the whole batch (a per-table set/unset would race between
+    threads).
 
     ``status`` is ``ok``, ``missing`` (no Delta table at the path: not written yet, or not
     Delta, like the Parquet/JSON landing zone -- skipped) or ``failed`` (the error is in the row
