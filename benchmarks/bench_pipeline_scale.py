@@ -72,6 +72,7 @@ CGOV = REPO / ".venv" / "bin" / "cgov"
 MARKER = ".bench_pipeline_scale.json"   # written into each lakehouse this benchmark creates
 RESULTS_FILE = "scale_results.json"
 LANDING_JOB = "raw_landing_zone"
+DEFAULT_SIZES = "10000,100000"
 
 # Job -> the tables whose rows count as the stage's output (the tables each job's docstring says it
 # writes). Audit/quarantine side tables are left out: they are bookkeeping, not the stage's product.
@@ -946,7 +947,8 @@ def bench_size(size: int, args: argparse.Namespace, graph: Pipeline, description
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated creator counts")
+    parser.add_argument("--sizes", default=None,
+                        help=f"comma-separated creator counts (default {DEFAULT_SIZES}; with --report: all saved)")
     parser.add_argument("--days", type=int, default=7, help="simulated days (landing zone and day-windowed jobs)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--run-date", default="2026-11-01")
@@ -964,12 +966,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run nothing: print the tables of <root-base>/scale_results.json again "
                              "(the sizes given with --sizes, or all it holds)")
     args = parser.parse_args(argv)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
-    if not sizes or min(sizes) < 1:
-        parser.error(f"--sizes must be positive integers, got {args.sizes!r}")
+    raw_sizes = args.sizes if args.sizes is not None else ("" if args.report else DEFAULT_SIZES)
+    sizes = [int(s.replace("_", "")) for s in raw_sizes.split(",") if s.strip()]
+    if (args.sizes is not None or not args.report) and (not sizes or min(sizes) < 1):
+        parser.error(f"--sizes must be positive integers, got {raw_sizes!r}")
     if args.report:
-        explicit = any(a == "--sizes" or a.startswith("--sizes=") for a in (argv if argv is not None else sys.argv[1:]))
-        return report_saved(Path(args.root_base).resolve() / RESULTS_FILE, sizes if explicit else None)
+        return report_saved(Path(args.root_base).resolve() / RESULTS_FILE, sizes or None)
     dt.date.fromisoformat(args.run_date)
     if not CGOV.exists():
         parser.error(f"{CGOV} not found: install the project into .venv first (make install)")
@@ -980,11 +982,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = Path(args.root_base).resolve()
     base.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    failed = False
     for size in sizes:
         res = bench_size(size, args, graph, description)
         results[str(size)] = res
-        failed |= res["error"] is not None
         _merge_results(base / RESULTS_FILE, {"sizes": {str(size): res}, "argv": sys.argv[1:], "graph": description,
                                              "cpus": os.cpu_count(), "finished": dt.datetime.now().isoformat()})
     return report(results, sizes, description, args.run_date, args.days, os.cpu_count(), base / RESULTS_FILE)

@@ -26,7 +26,7 @@ from typing import Any
 
 from libs.platform.config import Settings, load_settings
 from libs.platform.jobargs import base_parser, run_job
-from libs.platform.maintenance import check_retention, maintain, schema_module, zorder_cols
+from libs.platform.maintenance import check_parallelism, check_retention, maintain, schema_module, zorder_cols
 from libs.platform.session import get_spark
 
 TABLE = "delta_maintenance"
@@ -86,10 +86,9 @@ def main(run_date: dt.date, env: str, tables: str | None = None,
         retain_hours = float(section["vacuum_retain_hours"])
     if parallelism is None:
         parallelism = int(section["parallelism"])
-    if parallelism < 1:
-        raise ValueError(f"parallelism must be >= 1, got {parallelism}")
     # Checked before the session starts: a bad setting should fail in seconds, not after the JVM.
     check_retention(retain_hours, "the lakehouse")
+    check_parallelism(parallelism)
     selected = select_tables(settings, tables)
     spark = get_spark(settings, f"cgov-{TABLE}")
     print(f"[{TABLE}] run {run_date.isoformat()}: {len(selected)} table(s), retain {retain_hours:g}h, "

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from concurrent.futures import ThreadPoolExecutor
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, Iterator, Mapping
 
@@ -176,6 +176,12 @@ def check_retention(retain_hours: float | None, what: str) -> None:
             "that history)")
 
 
+def check_parallelism(parallelism: int) -> None:
+    """ValueError unless ``parallelism`` (tables maintained at once) is at least 1."""
+    if parallelism < 1:
+        raise ValueError(f"parallelism must be >= 1, got {parallelism}")
+
+
 def vacuum(spark: SparkSession, path: str, retain_hours: float) -> dict[str, Any]:
     """Delete the files the table at ``path`` removed more than ``retain_hours`` ago.
 
@@ -232,7 +238,7 @@ def _maintain_one(spark: SparkSession, name: str, path: str, zorder_by: list[str
     """OPTIMIZE then VACUUM one table; its report row (a failure is caught into the row, see :func:`maintain`)."""
     started = time.monotonic()
     row: dict[str, Any] = {"table": name, "path": path, "status": "missing", "files_removed": None,
-                           "files_added": None, "zorder_by": list(zorder_by), "files_vacuumed": None,
+                           "files_added": None, "zorder_by": zorder_by, "files_vacuumed": None,
                            "error": None}
     if delta_io.table_exists(spark, path):
         try:
@@ -273,8 +279,7 @@ def maintain(spark: SparkSession, tables: Mapping[str, str], zorder: Mapping[str
     The retention floor is checked before any table is touched, so a bad setting fails fast.
     """
     check_retention(retain_hours, f"{len(tables)} table(s)")
-    if parallelism < 1:
-        raise ValueError(f"parallelism must be >= 1, got {parallelism}")
+    check_parallelism(parallelism)
     filters = partition_filters or {}
 
     def one(item: tuple[str, str]) -> dict[str, Any]:
