@@ -8,7 +8,6 @@ explanation cards are. Missing tables are listed as such (a partial run is summa
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Mapping
 
@@ -17,15 +16,14 @@ from pyspark.sql import functions as F
 
 from libs.platform import delta_io
 from libs.platform.config import Settings
+from libs.platform.maintenance import schema_module
 
 TOP_SYNDICATES = 5
 
 
 def _partition_col(table: str) -> str | None:
-    try:
-        cols = getattr(importlib.import_module(f"schemas.{table}"), "PARTITION_COLS", None) or []
-    except ModuleNotFoundError:
-        return None
+    module = schema_module(table)
+    cols = (getattr(module, "PARTITION_COLS", None) or []) if module is not None else []
     return cols[-1] if cols and cols[-1] in ("dt", "run_date") else None
 
 
